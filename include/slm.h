@@ -1,0 +1,24 @@
+/* slm.h: the public interface of libslm — one header for the whole library.
+ *
+ * Layers, top to bottom (a layer calls only those below it):
+ *   train · generate                 stages of the lifecycle
+ *   model · tokenizer                the transformer, its KV cache and heads; BPE
+ *   kernels                          matrix products (BLAS), fused ops
+ *   gguf                             the file format
+ *   core                             errors, files, threads, random numbers, time
+ * Build with -I<slm>/include -I<slm>/src and link build/libslm.a with OpenBLAS and PCRE2.
+ */
+#ifndef SLM_H
+#define SLM_H
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "core/timer.h"
+#include "gguf/gguf.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+#endif

@@ -1,0 +1,67 @@
+/* forward.h: the one batched forward pass (DESIGN.md decision 2), its workspace and KV cache, the
+ * cross-entropy loss and the backward pass.
+ *
+ * A batch is a list of tokens, each with its position and sequence id (its KV cache slot), like
+ * llama.cpp's llama_batch. Token i attends to positions [0, pos[i]] of slot seq[i]; the batch's
+ * own keys and values are written to the cache before attention, so a whole prompt (or B training
+ * sequences of T tokens: seq = b, pos = t) goes in one call and generation feeds one token per
+ * sequence per call. Training, evaluation, prompt processing and generation all use this pass.
+ *
+ * Shapes: n = batch tokens, D = dim, V = vocab, hd = head dim, kvd = Hkv*hd.
+ */
+#ifndef SLM_MODEL_FORWARD_H
+#define SLM_MODEL_FORWARD_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/threads.h"
+#include "model/model.h"
+
+typedef struct {
+    int n_tokens;
+    const int32_t *token;  /* (n) token ids */
+    const int32_t *pos;    /* (n) position within its sequence, < the cache's ctx_len */
+    const int32_t *seq;    /* (n) sequence id = KV cache slot */
+    const int8_t *output;  /* (n) nonzero: compute logits for this token; NULL: for every token */
+} slm_batch;
+
+typedef struct {
+    int n_layers, n_slots, ctx_len, kv_dim;
+    float *k; /* (L, slots, ctx_len, kvd) */
+    float *v; /* (L, slots, ctx_len, kvd) */
+} slm_kv_cache;
+
+slm_kv_cache *slm_kv_cache_new(const slm_model_config *cfg, int n_slots, int ctx_len, slm_err *err);
+void slm_kv_cache_free(slm_kv_cache *kv);
+
+/* The workspace of one forward pass: activations for up to max_tokens batch tokens, sized once.
+ * With train != 0 every activation the backward pass needs is kept. pool may be NULL. */
+typedef struct slm_ctx slm_ctx;
+slm_ctx *slm_ctx_new(const slm_model_config *cfg, int max_tokens, int train, slm_pool *pool,
+                     slm_err *err);
+void slm_ctx_free(slm_ctx *c);
+/* Logits of the last forward: one row of V floats per output token, in batch order. */
+float *slm_ctx_logits(slm_ctx *c);
+int slm_ctx_n_outputs(const slm_ctx *c);
+/* The final hidden state (after output_norm) of the last forward, (n, D), every batch token. */
+const float *slm_ctx_hidden(const slm_ctx *c);
+
+/* Runs the model. Errors (SLM_ERR_RANGE naming the batch index): token out of vocab, pos out of
+ * the cache, seq out of slots, more tokens than the workspace holds. */
+slm_status slm_model_forward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, const slm_batch *b,
+                             slm_err *err);
+
+/* Mean cross-entropy of the last forward's logits against targets (n, -1 = not counted); needs
+ * logits for every token. Replaces the logits with d(loss·scale)/d(logits) for the backward pass.
+ * *n_counted receives the number of counted tokens (the mean's denominator). */
+float slm_model_loss(slm_ctx *c, const int32_t *targets, float scale, int *n_counted);
+
+/* Accumulates (+=) into grads (a block of slm_model_param_count floats) the gradient of the loss
+ * whose d/dlogits slm_model_loss left in the workspace. The workspace must be a train one and the
+ * batch the one just run forward; every position a token attended to must be in that batch
+ * (SLM_ERR_ARG otherwise). The cache must not have been changed since the forward. */
+slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, const slm_batch *b,
+                              float *grads, slm_err *err);
+
+#endif

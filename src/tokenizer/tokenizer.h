@@ -1,0 +1,76 @@
+/* tokenizer.h: byte-level BPE (GPT-2 style), trained here or loaded from a GGUF.
+ *
+ * Text is pre-split with GPT-2's regex (PCRE2, Unicode classes), each piece is mapped to bytes and
+ * merged by rank. Every byte has a token, so any byte string (invalid UTF-8 included) encodes, and
+ * decode(encode(x)) == x. In GGUF the vocabulary is stored the way llama.cpp reads it:
+ * tokenizer.ggml.model = "gpt2", tokenizer.ggml.pre, tokenizer.ggml.tokens (byte-to-unicode mapped
+ * strings), tokenizer.ggml.token_type, tokenizer.ggml.merges ("a b"), and the special token ids
+ * tokenizer.ggml.bos_token_id / eos / padding / unknown.
+ */
+#ifndef SLM_TOKENIZER_TOKENIZER_H
+#define SLM_TOKENIZER_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "gguf/gguf.h"
+
+typedef struct slm_tokenizer slm_tokenizer;
+
+/* Token types as in GGUF (llama.cpp's llama_token_type). */
+enum {
+    SLM_TOKEN_NORMAL = 1,
+    SLM_TOKEN_UNKNOWN = 2,
+    SLM_TOKEN_CONTROL = 3,
+    SLM_TOKEN_USER_DEFINED = 4,
+    SLM_TOKEN_UNUSED = 5,
+    SLM_TOKEN_BYTE = 6,
+};
+
+typedef struct {
+    int vocab_size;      /* total tokens including the 256 bytes and the special tokens */
+    size_t max_bytes;    /* train on at most this many bytes of the text (0: all) */
+    /* Called now and then during training with (merges done, merges wanted); may be NULL. */
+    void (*progress)(void *ctx, int done, int total);
+    void *progress_ctx;
+} slm_tokenizer_train_opts;
+
+/* Trains a tokenizer on text[0..len). The special tokens <|bos|>, <|eos|>, <|pad|>, <|unk|> are
+ * part of the vocabulary (as CONTROL tokens). vocab_size < 256 + 4 is SLM_ERR_ARG. When the text
+ * has fewer distinct pairs than merges wanted, training stops early and slm_tokenizer_n_vocab
+ * reports the smaller size. */
+slm_status slm_tokenizer_train(const char *text, size_t len, const slm_tokenizer_train_opts *opts,
+                               slm_tokenizer **out, slm_err *err);
+
+/* Loads the tokenizer stored in a GGUF (tokenizer.ggml.model = "gpt2"). Any other model gets
+ * SLM_ERR_UNSUPPORTED naming it. */
+slm_tokenizer *slm_tokenizer_load(const slm_gguf *g, slm_err *err);
+
+/* Adds the tokenizer.ggml.* keys to a writer. */
+slm_status slm_tokenizer_save(const slm_tokenizer *t, slm_gguf_writer *w, slm_err *err);
+
+void slm_tokenizer_free(slm_tokenizer *t);
+
+int slm_tokenizer_n_vocab(const slm_tokenizer *t);
+int32_t slm_tokenizer_bos(const slm_tokenizer *t); /* -1 when the vocabulary has none */
+int32_t slm_tokenizer_eos(const slm_tokenizer *t);
+int32_t slm_tokenizer_pad(const slm_tokenizer *t);
+int32_t slm_tokenizer_unk(const slm_tokenizer *t);
+
+/* Encodes text[0..len) (any bytes). *ids is malloc'd by the callee; the caller frees it.
+ * add_bos prepends the BOS token when the vocabulary has one. Special-token text in the input
+ * is encoded as ordinary text (never as the control token). */
+slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, int add_bos,
+                                int32_t **ids, size_t *n_ids, slm_err *err);
+
+/* The raw bytes a token stands for (control tokens: empty). *len receives the length.
+ * NULL for an id out of range. */
+const char *slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, size_t *len);
+
+/* Decodes ids into a malloc'd buffer (NUL-terminated; *len excludes the NUL). Control tokens
+ * decode to nothing. An id out of range is SLM_ERR_RANGE. */
+slm_status slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_ids, char **out,
+                                size_t *len, slm_err *err);
+
+#endif

@@ -1,0 +1,33 @@
+/* cli.h: what the slm command's subcommands share — the command table and argument helpers.
+ *
+ * The CLI parses arguments, calls the library and prints; it holds no logic of its own. It is
+ * the only place allowed to exit: cli_die prints "slm <cmd>: <message>" and exits with status 2
+ * (bad usage or input); a library error is printed with cli_fail and exits with status 1.
+ */
+#ifndef SLM_TOOLS_CLI_H
+#define SLM_TOOLS_CLI_H
+
+#include <stdbool.h>
+
+#include "core/error.h"
+
+/* Subcommands: argv[0] is the subcommand's name. Each returns the process exit status. */
+int cmd_info(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+
+/* Prints "slm: <message>" to stderr and exits 2. */
+void cli_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Prints "slm: <what>: <err->msg>" to stderr and exits 1. */
+void cli_fail(const slm_err *err, const char *what) __attribute__((noreturn));
+
+bool cli_is_help(const char *arg);
+/* The value after option argv[*i] (advances *i); dies naming the option when it is missing. */
+const char *cli_value(int argc, char **argv, int *i);
+/* Parses s as an integer / a number within [min, max]; dies naming opt when it is not. */
+long cli_long(const char *opt, const char *s, long min, long max);
+double cli_double(const char *opt, const char *s, double min, double max);
+
+#endif

@@ -1,0 +1,37 @@
+/* slm.c: the slm command — finds the subcommand and hands it the arguments. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"info", cmd_info, "show a GGUF file's architecture, metadata and tensors"},
+    {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer (slm tokenizer train ...)"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text with a GGUF's tokenizer"},
+    {"train", cmd_train, "train or fine-tune a Llama-family model on a text corpus"},
+    {"generate", cmd_generate, "generate text from a model, streamed as it is produced"},
+};
+
+static void usage(FILE *f) {
+    fputs("usage: slm <command> [options]   (slm <command> --help for its options)\n\ncommands:\n", f);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || cli_is_help(argv[1])) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "slm: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
