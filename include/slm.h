@@ -16,9 +16,15 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "generate/generate.h"
+#include "generate/sampler.h"
 #include "gguf/gguf.h"
+#include "kernels/blas_threads.h"
 #include "model/forward.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
+#include "train/optimizer.h"
+#include "train/token_data.h"
+#include "train/trainer.h"
 
 #endif
