@@ -1,0 +1,123 @@
+/* test_cli.c: the slm command end to end — each subcommand on real files, --help everywhere,
+ * and clear errors with non-zero exit codes for bad arguments and bad files.
+ * The binary is $SLM (scripts/run-tests sets it), else build/slm. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "slm.h"
+#include "util/testutil.h"
+
+static char out[1 << 16];
+
+/* Runs "slm <args>" through the shell with stderr merged; returns the exit status. */
+static int slm(const char *args) {
+    const char *bin = getenv("SLM");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin && *bin ? bin : "build/slm", args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void test_help_for_every_command(void **state) {
+    (void)state;
+    const char *cmds[] = {"info", "tokenizer", "tokenize", "train", "generate"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char a[64];
+        snprintf(a, sizeof a, "%s --help", cmds[i]);
+        assert_int_equal(slm(a), 0);
+        assert_non_null(strstr(out, "usage"));
+    }
+    assert_int_equal(slm("--help"), 0);
+    assert_int_equal(slm("frobnicate"), 2);
+    assert_non_null(strstr(out, "unknown command 'frobnicate'"));
+}
+
+static void test_info_on_a_llama_cpp_file(void **state) {
+    (void)state;
+    assert_int_equal(slm("info data/models/stories260K/stories260K.gguf"), 0);
+    assert_non_null(strstr(out, "llama"));
+    assert_non_null(strstr(out, "blk.4.ffn_down.weight"));
+    assert_non_null(strstr(out, "tokenizer.ggml.tokens"));
+    assert_int_not_equal(slm("info /nonexistent.gguf"), 0);
+    assert_non_null(strstr(out, "/nonexistent.gguf"));
+    assert_int_not_equal(slm("info data/tinyshakespeare/input.txt"), 0); /* not a GGUF */
+    assert_non_null(strstr(out, "input.txt"));
+}
+
+static void test_train_generate_tokenize_round(void **state) {
+    (void)state;
+    char a[2048];
+    const char *corpus = tu_tmp_path("corpus.txt"), *tok = tu_tmp_path("tok.gguf");
+    const char *model = tu_tmp_path("model.gguf"), *log = tu_tmp_path("log.jsonl");
+    const char *ckpt = tu_tmp_path("ckpt.gguf");
+    snprintf(a, sizeof a, "head -c 30000 data/tinyshakespeare/input.txt > %s", corpus);
+    assert_int_equal(system(a), 0);
+
+    snprintf(a, sizeof a, "tokenizer train %s --vocab 320 -o %s", corpus, tok);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "train --data %s --tokenizer %s --preset tiny --steps 6 --batch 2 --seq 32 "
+             "--eval-every 3 --eval-windows 2 --log %s --checkpoint %s --checkpoint-every 3 -o %s --threads 2",
+             corpus, tok, log, ckpt, model);
+    assert_int_equal(slm(a), 0);
+    assert_non_null(strstr(out, "step 6/6"));
+    /* the log has one JSON object per step, validation at steps 3 and 6 */
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    char line[512];
+    int lines = 0, vals = 0;
+    while (fgets(line, sizeof line, f)) {
+        lines++;
+        vals += strstr(line, "\"val_loss\"") != NULL;
+        assert_non_null(strstr(line, "\"tokens_per_s\""));
+    }
+    fclose(f);
+    assert_int_equal(lines, 6);
+    assert_int_equal(vals, 2);
+
+    snprintf(a, sizeof a, "generate %s -p ROMEO: -n 20 --temp 0 --stats", model);
+    assert_int_equal(slm(a), 0);
+    assert_non_null(strstr(out, "generated:"));
+    snprintf(a, sizeof a, "generate %s -p '' -n 5 --temp 0.8 --seed 3", model);
+    assert_int_equal(slm(a), 0);
+
+    snprintf(a, sizeof a, "tokenize %s --file %s", model, corpus);
+    assert_int_equal(slm(a), 0);
+    assert_true(strlen(out) > 100);
+
+    /* fine-tune from the model, resume from the checkpoint */
+    snprintf(a, sizeof a, "train --data %s --init %s --steps 2 --batch 2 --seq 32 -o %s.ft --quiet", corpus, model, model);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "train --data %s --resume %s -o %s.res --quiet", corpus, ckpt, model);
+    assert_int_equal(slm(a), 0);
+}
+
+static void test_bad_arguments_are_clear(void **state) {
+    (void)state;
+    assert_int_equal(slm("train --data x.txt"), 2);
+    assert_non_null(strstr(out, "-o"));
+    assert_int_equal(slm("train --data x.txt -o m.gguf --tokenizer t.gguf --steps ten"), 2);
+    assert_non_null(strstr(out, "--steps"));
+    assert_int_equal(slm("generate"), 2);
+    assert_int_equal(slm("generate m.gguf --temp"), 2);
+    assert_non_null(strstr(out, "--temp"));
+    assert_int_equal(slm("generate /nonexistent.gguf -p hi"), 1);
+    assert_non_null(strstr(out, "/nonexistent.gguf"));
+    assert_int_equal(slm("train --data /nonexistent.txt --tokenizer data/tokenizer-vectors/ggml-vocab-gpt-2.gguf -o /tmp/x.gguf"), 1);
+    assert_non_null(strstr(out, "/nonexistent.txt"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_for_every_command),
+        cmocka_unit_test(test_info_on_a_llama_cpp_file),
+        cmocka_unit_test(test_train_generate_tokenize_round),
+        cmocka_unit_test(test_bad_arguments_are_clear),
+    };
+    return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
+}
