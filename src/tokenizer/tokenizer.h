@@ -73,4 +73,30 @@ const char *slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, size_t
 slm_status slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_ids, char **out,
                                 size_t *len, slm_err *err);
 
+/* ---- added with the implementation (compatible additions) ---- */
+
+/* Opens a GGUF, loads its tokenizer and closes the file (the tokenizer keeps copies). */
+slm_tokenizer *slm_tokenizer_load_file(const char *path, slm_err *err);
+
+/* Writes a vocabulary-only GGUF atomically: general.architecture = "llama", general.name,
+ * llama.vocab_size and the tokenizer.ggml.* keys of slm_tokenizer_save. (llama.cpp loads the
+ * tokenizer keys from any model file; a vocabulary-only file lacks the llama.* hyperparameters
+ * it also requires, so it is for slm's own use, e.g. `slm train --tokenizer`.) */
+slm_status slm_tokenizer_save_file(const slm_tokenizer *t, const char *path, slm_err *err);
+
+/* The token's type (SLM_TOKEN_*), or 0 for an id out of range. */
+int slm_tokenizer_token_type(const slm_tokenizer *t, int32_t id);
+
+/* The token's text as stored in GGUF (byte-to-unicode mapped form, e.g. "Ġthe"); NULL out of
+ * range. Not NUL-terminated. */
+const char *slm_tokenizer_token_text(const slm_tokenizer *t, int32_t id, size_t *len);
+
+/* Number of merges (ranks) in the vocabulary. */
+int slm_tokenizer_n_merges(const slm_tokenizer *t);
+
+/* tokenizer.ggml.add_bos_token: whether this vocabulary's models expect a BOS at the start
+ * (trained here: 1; loaded: the file's value, default 0 as in llama.cpp for gpt2). encode only
+ * adds one when its add_bos argument says so. */
+int slm_tokenizer_add_bos_default(const slm_tokenizer *t);
+
 #endif

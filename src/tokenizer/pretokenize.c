@@ -1,0 +1,141 @@
+/* pretokenize.c: GPT-2's pre-split regex through PCRE2 (see pretokenize.h).
+ *
+ * The pattern is GPT-2's
+ *     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * with \s spelled out as Unicode's White_Space property. PCRE2's own \s under PCRE2_UCP differs
+ * from it (it takes U+180E); White_Space is what Hugging Face's tokenizers and llama.cpp use, and
+ * the vectors in data/tokenizer-vectors come from them.
+ *
+ * PCRE2_MATCH_INVALID_UTF makes matching total over arbitrary bytes: an invalid UTF-8 sequence
+ * is never part of a match (a negative lookahead at one succeeds), and the search skips over it.
+ * Every valid character starts some alternative, so the bytes between two matches are exactly
+ * the invalid ones; the iterator returns each such run as a piece of its own, and so covers
+ * every byte once, in order.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "tokenizer/pretokenize.h"
+
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Unicode White_Space: U+0009..U+000D, U+0020, U+0085, U+00A0, U+1680, U+2000..U+200A, U+2028,
+ * U+2029, U+202F, U+205F, U+3000 (the body of a character class). */
+#define WS "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}" \
+           "\\x{202F}\\x{205F}\\x{3000}"
+
+static const char gpt2_pattern[] =
+    "'s|'t|'re|'ve|'m|'ll|'d"
+    "| ?\\p{L}+"
+    "| ?\\p{N}+"
+    "| ?[^" WS "\\p{L}\\p{N}]+"
+    "|[" WS "]+(?![^" WS "])"
+    "|[" WS "]+";
+
+struct slm_pretok {
+    pcre2_code *code;
+    int jit; /* JIT compilation succeeded */
+};
+
+slm_pretok *slm_pretok_new(slm_err *err) {
+    slm_pretok *p = calloc(1, sizeof *p);
+    if (!p) {
+        slm_err_set(err, SLM_ERR_NOMEM, "tokenizer: out of memory compiling the pre-split regex");
+        return NULL;
+    }
+    int code;
+    PCRE2_SIZE off;
+    p->code = pcre2_compile((PCRE2_SPTR)gpt2_pattern, PCRE2_ZERO_TERMINATED,
+                            PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &off, NULL);
+    if (!p->code) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(code, msg, sizeof msg);
+        slm_err_set(err, SLM_ERR_UNSUPPORTED,
+                    "tokenizer: PCRE2 cannot compile the GPT-2 pre-split regex at offset %zu: %s "
+                    "(needs PCRE2 >= 10.34 with Unicode support)",
+                    (size_t)off, (const char *)msg);
+        free(p);
+        return NULL;
+    }
+    p->jit = pcre2_jit_compile(p->code, PCRE2_JIT_COMPLETE) == 0;
+    return p;
+}
+
+void slm_pretok_free(slm_pretok *p) {
+    if (!p) return;
+    pcre2_code_free(p->code);
+    free(p);
+}
+
+slm_status slm_pretok_iter_init(slm_pretok_iter *it, const slm_pretok *p, const char *text,
+                                size_t len, slm_err *err) {
+    memset(it, 0, sizeof *it);
+    it->p = p;
+    it->text = text;
+    it->len = len;
+    it->md = pcre2_match_data_create_from_pattern(p->code, NULL);
+    if (!it->md) return slm_err_set(err, SLM_ERR_NOMEM, "tokenizer: out of memory (match data)");
+    return SLM_OK;
+}
+
+void slm_pretok_iter_done(slm_pretok_iter *it) {
+    if (it->md) pcre2_match_data_free(it->md);
+    it->md = NULL;
+}
+
+/* Finds the next match at or after it->pos: 1 found ([*s, *e)), 0 none, -1 error. */
+static int find(slm_pretok_iter *it, size_t *s, size_t *e, slm_err *err) {
+    pcre2_match_data *md = it->md;
+    int rc = pcre2_match(it->p->code, (PCRE2_SPTR)it->text, it->len, it->pos, 0, md, NULL);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT)  /* the interpreter has no such limit */
+        rc = pcre2_match(it->p->code, (PCRE2_SPTR)it->text, it->len, it->pos, PCRE2_NO_JIT, md,
+                         NULL);
+    if (rc == PCRE2_ERROR_NOMATCH) return 0;
+    if (rc < 0) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(rc, msg, sizeof msg);
+        slm_err_set(err, SLM_ERR_FORMAT, "tokenizer: pre-split failed at byte %zu: %s", it->pos,
+                    (const char *)msg);
+        return -1;
+    }
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    *s = ov[0];
+    *e = ov[1];
+    if (*e <= *s || *s < it->pos || *e > it->len) { /* the pattern never matches empty */
+        slm_err_set(err, SLM_ERR_FORMAT, "tokenizer: pre-split made an empty piece at byte %zu",
+                    it->pos);
+        return -1;
+    }
+    return 1;
+}
+
+int slm_pretok_iter_next(slm_pretok_iter *it, size_t *start, size_t *n, slm_err *err) {
+    if (it->pos >= it->len) return 0;
+    size_t s, e;
+    if (it->next_end) { /* a match found after a gap that was returned last time */
+        s = it->next_start;
+        e = it->next_end;
+        it->next_end = 0;
+    } else {
+        int rc = find(it, &s, &e, err);
+        if (rc < 0) return -1;
+        if (rc == 0) { /* only invalid bytes remain */
+            s = it->len;
+            e = it->len;
+        }
+        if (s > it->pos) { /* a gap of invalid bytes first; keep the match for next time */
+            *start = it->pos;
+            *n = s - it->pos;
+            it->pos = s;
+            if (e > s) {
+                it->next_start = s;
+                it->next_end = e;
+            }
+            return 1;
+        }
+    }
+    *start = s;
+    *n = e - s;
+    it->pos = e;
+    return 1;
+}
