@@ -428,6 +428,38 @@ static void test_train_hand_derived_merges(void **state) {
     slm_tokenizer_free(t);
 }
 
+static void test_train_long_piece_and_no_merges(void **state) {
+    (void)state;
+    /* one 10,000-byte piece "abab...": a+b (5000), then ab+ab (2500), then doubling while the
+     * count allows: the merge runs left to right at every position of one long word */
+    size_t n = 10000;
+    char *text = malloc(n);
+    assert_non_null(text);
+    for (size_t i = 0; i < n; i++) text[i] = "ab"[i % 2];
+    slm_tokenizer *t = train(text, n, 265);
+    char want[40];
+    for (int k = 0; k < 5; k++) {
+        size_t len = (size_t)2 << k;
+        for (size_t i = 0; i < len; i++) want[i] = "ab"[i % 2];
+        want[len] = 0;
+        expect_text(t, 260 + k, want);
+    }
+    assert_true(round_trip(t, text, n) < 350);
+    slm_tokenizer_free(t);
+    /* 260 tokens: specials and bytes only; text encodes byte by byte */
+    t = train(text, n, 260);
+    assert_int_equal(slm_tokenizer_n_merges(t), 0);
+    expect_ids(t, "hi!", (const int32_t[]){4 + 'h', 4 + 'i', 4 + '!'}, 3);
+    assert_int_equal(round_trip(t, text, 100), 100);
+    slm_tokenizer_free(t);
+    /* empty text: nothing to learn, still a working byte-level tokenizer */
+    t = train("", 0, 1000);
+    assert_int_equal(slm_tokenizer_n_vocab(t), 260);
+    assert_int_equal(round_trip(t, "\xff\x00x", 3), 3);
+    slm_tokenizer_free(t);
+    free(text);
+}
+
 static void test_train_vocab_and_special_ids(void **state) {
     (void)state;
     const slm_tokenizer *t = trained_shakespeare();
@@ -742,6 +774,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip_trained),
         cmocka_unit_test(test_encode_from_many_threads),
         cmocka_unit_test(test_train_hand_derived_merges),
+        cmocka_unit_test(test_train_long_piece_and_no_merges),
         cmocka_unit_test(test_train_vocab_and_special_ids),
         cmocka_unit_test(test_train_deterministic_with_progress),
         cmocka_unit_test(test_train_never_builds_special_text),

@@ -184,6 +184,72 @@ slm_status slm_tok_encode_piece(const slm_tokenizer *t, slm_tok_work *w, const u
     return SLM_OK;
 }
 
+/* ---- a per-call cache of pieces already encoded ----
+ * Ordinary text repeats its words: tinyshakespeare's 300,000 pieces hold about 25,000 distinct
+ * ones. Pieces seen before in this call are copied from the output instead of merged again.
+ * The cache lives for one call (no shared mutable state) and stops growing when full. */
+
+enum { CACHE_MIN_TEXT = 4096, CACHE_MAX_PIECE = 64, CACHE_MAX_SLOTS = 1 << 17 };
+
+typedef struct {
+    uint64_t hash;
+    uint64_t start;     /* the piece in the text (keys are compared against the input) */
+    uint32_t len;       /* 0: empty slot */
+    uint32_t n_ids;
+    uint64_t ids_at;    /* its ids in the output */
+} cache_slot;
+
+typedef struct {
+    cache_slot *slots;
+    size_t cap, used;   /* cap a power of two; 0: no cache */
+} piece_cache;
+
+static void cache_init(piece_cache *c, size_t text_len) {
+    c->cap = c->used = 0;
+    c->slots = NULL;
+    if (text_len < CACHE_MIN_TEXT) return;
+    c->slots = calloc(1024, sizeof *c->slots); /* grows with the distinct pieces seen */
+    if (c->slots) c->cap = 1024;               /* without memory, simply no cache */
+}
+
+/* The slot for the piece: a hit (len set) or the empty slot to fill. NULL: no cache. */
+static cache_slot *cache_find(piece_cache *c, const char *text, size_t start, size_t n) {
+    if (!c->cap || n > CACHE_MAX_PIECE) return NULL;
+    uint64_t h = slm_tok_hash_bytes(text + start, n);
+    size_t mask = c->cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        cache_slot *s = &c->slots[i];
+        if (!s->len) {
+            s->hash = h;
+            return s;
+        }
+        if (s->hash == h && s->len == n && !memcmp(text + s->start, text + start, n)) return s;
+    }
+}
+
+/* Fills the empty slot found for a piece; doubles the table at half full (up to the cap). */
+static void cache_put(piece_cache *c, cache_slot *slot, size_t start, size_t n, size_t ids_at,
+                      size_t n_ids) {
+    *slot = (cache_slot){slot->hash, start, (uint32_t)n, (uint32_t)n_ids, ids_at};
+    c->used++;
+    if (2 * c->used < c->cap) return;
+    size_t cap = c->cap * 2;
+    cache_slot *ns = cap <= CACHE_MAX_SLOTS ? calloc(cap, sizeof *ns) : NULL;
+    if (!ns) { /* full: keep what is there, add no more */
+        c->used = c->cap;
+        return;
+    }
+    for (size_t i = 0; i < c->cap; i++) {
+        if (!c->slots[i].len) continue;
+        size_t j = (size_t)c->slots[i].hash & (cap - 1);
+        while (ns[j].len) j = (j + 1) & (cap - 1);
+        ns[j] = c->slots[i];
+    }
+    free(c->slots);
+    c->slots = ns;
+    c->cap = cap;
+}
+
 slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, int add_bos,
                                 int32_t **ids, size_t *n_ids, slm_err *err) {
     *ids = NULL;
@@ -194,6 +260,8 @@ slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t
     slm_pretok_iter it;
     slm_status st = slm_pretok_iter_init(&it, t->pretok, text ? text : "", len, err);
     if (st != SLM_OK) return st;
+    piece_cache cache;
+    cache_init(&cache, len);
     /* room for a typical 3-4 bytes per token up front */
     out.cap = len / 3 + 16;
     out.v = malloc(out.cap * sizeof *out.v);
@@ -201,10 +269,20 @@ slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t
     if (add_bos && t->bos >= 0) out.v[out.n++] = t->bos;
     size_t start, n;
     int rc;
-    while ((rc = slm_pretok_iter_next(&it, &start, &n, err)) > 0)
+    while ((rc = slm_pretok_iter_next(&it, &start, &n, err)) > 0) {
+        cache_slot *slot = cache_find(&cache, text, start, n);
+        if (slot && slot->len) { /* seen before: copy its ids */
+            for (uint32_t k = 0; k < slot->n_ids; k++)
+                if (slm_tok_ids_push(&out, out.v[slot->ids_at + k]) != SLM_OK) goto nomem;
+            continue;
+        }
+        size_t before = out.n;
         if (slm_tok_encode_piece(t, &w, (const uint8_t *)text + start, n, SLM_TOK_HEAP_FROM,
                                  &out) != SLM_OK)
             goto nomem;
+        if (slot && cache.used < cache.cap) cache_put(&cache, slot, start, n, before, out.n - before);
+    }
+    free(cache.slots);
     slm_pretok_iter_done(&it);
     slm_tok_work_free(&w);
     if (rc < 0) {
@@ -215,6 +293,7 @@ slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t
     *n_ids = out.n;
     return SLM_OK;
 nomem:
+    free(cache.slots);
     slm_pretok_iter_done(&it);
     slm_tok_work_free(&w);
     free(out.v);

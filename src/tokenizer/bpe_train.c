@@ -3,12 +3,14 @@
  * 1. Pre-split the text exactly as encoding does, and count the distinct pieces ("words") in a
  *    hash table. BPE never merges across pieces, so a word seen 10,000 times is worked on once,
  *    weighted by its count.
- * 2. Count every adjacent symbol pair over the words (weighted), remembering for each pair the
- *    words it occurs in.
+ * 2. Lay the words end to end as linked lists of symbols (initially their bytes), count every
+ *    adjacent pair (weighted by the word's count) and remember the positions where it stands.
  * 3. Repeatedly take the most frequent pair from a max-heap (lazy deletion: an entry whose count
- *    is out of date is re-pushed with the current one, which can only be lower), merge it in the
- *    words that hold it, and update the counts of the neighbouring pairs locally. Only pairs that
- *    involve the new symbol gain counts; they are pushed after the step.
+ *    is out of date is re-pushed with the current one, which can only be lower), merge it at its
+ *    positions, and update the counts of the neighbouring pairs there. A merge costs the number of
+ *    its occurrences, not the length of the words holding them, so a megabyte-long piece (a DNA
+ *    line, a run of spaces) costs no more than many short ones. Only pairs that involve the new
+ *    symbol gain counts; they are pushed after the step.
  * Ties go to the lowest (left id, right id), so training is deterministic.
  *
  * The vocabulary: <|unk|>=0, <|bos|>=1, <|eos|>=2, <|pad|>=3 (CONTROL), the 256 bytes in byte
@@ -42,18 +44,18 @@ typedef struct {
 enum { PAIR_OPEN = 0, PAIR_BANNED = 1, PAIR_MERGED = 2 };
 
 typedef struct {
-    /* words: distinct pieces of 2+ bytes, symbols in sym[off .. off + len) */
-    int32_t *sym;
-    uint64_t *w_off;
-    uint32_t *w_len;
-    int64_t *w_cnt;
-    uint32_t *w_stamp;
-    size_t n_words;
+    /* words: the distinct pieces of 2+ bytes, laid end to end. Each byte position holds a symbol
+     * in a linked list per word; a merge folds the right symbol into the left (sym = -1). */
+    int32_t *sym;       /* [n_pos] symbol at the position, -1 once folded away */
+    int32_t *nxt, *prv; /* [n_pos] neighbours in the word, -1 at its ends */
+    uint32_t *wid;      /* [n_pos] the word a position belongs to */
+    int64_t *w_cnt;     /* [n_words] how often the word occurs */
+    size_t n_pos, n_words;
 
     /* pairs */
     int32_t *pl, *pr;   /* left, right symbol */
     int64_t *pcnt;
-    occ_list *pocc;
+    occ_list *pocc;     /* positions where the pair was formed (some since changed) */
     uint32_t *pstamp;   /* step that last touched the pair */
     uint8_t *state;     /* PAIR_* */
     size_t n_pairs, pairs_cap;
@@ -249,10 +251,10 @@ static int32_t tok_add(trainer *tr, const char *b, size_t n, size_t slot) {
 
 static void trainer_free(trainer *tr) {
     free(tr->sym);
-    free(tr->w_off);
-    free(tr->w_len);
+    free(tr->nxt);
+    free(tr->prv);
+    free(tr->wid);
     free(tr->w_cnt);
-    free(tr->w_stamp);
     for (size_t p = 0; p < tr->n_pairs; p++) free(tr->pocc[p].w);
     free(tr->pl);
     free(tr->pr);
@@ -335,7 +337,7 @@ static int piece_add(piece_table *pt, const char *text, size_t start, size_t n) 
     return 0;
 }
 
-/* ---- step 3: one merge applied to the words that hold it ---- */
+/* ---- step 3: one merge applied where its pair stands ---- */
 
 static int touch(trainer *tr, int32_t p, uint32_t step) {
     if (tr->pstamp[p] == step) return 0;
@@ -346,11 +348,11 @@ static int touch(trainer *tr, int32_t p, uint32_t step) {
     return 0;
 }
 
-static int add_count(trainer *tr, int32_t l, int32_t r, int64_t c, uint32_t w, uint32_t step) {
+static int add_count(trainer *tr, int32_t l, int32_t r, int64_t c, uint32_t pos, uint32_t step) {
     int32_t p = pair_get(tr, l, r);
     if (p < 0) return -1;
     tr->pcnt[p] += c;
-    if (occ_add(&tr->pocc[p], w) || touch(tr, p, step)) return -1;
+    if (occ_add(&tr->pocc[p], pos) || touch(tr, p, step)) return -1;
     return 0;
 }
 
@@ -360,28 +362,40 @@ static void sub_count(trainer *tr, int32_t l, int32_t r, int64_t c) {
     tr->pcnt[p] -= c;
 }
 
-/* Merges (l, r) -> nt in word w (left to right, non-overlapping), updating neighbour pairs. */
-static int merge_word(trainer *tr, uint32_t w, int32_t l, int32_t r, int32_t nt, uint32_t step) {
-    int32_t *s = tr->sym + tr->w_off[w];
-    uint32_t n = tr->w_len[w], i = 0, j = 0;
-    int64_t c = tr->w_cnt[w];
-    while (i < n) {
-        if (i + 1 < n && s[i] == l && s[i + 1] == r) {
-            if (j > 0) {
-                sub_count(tr, s[j - 1], l, c);
-                if (add_count(tr, s[j - 1], nt, c, w, step)) return -1;
-            }
-            if (i + 2 < n) {
-                sub_count(tr, r, s[i + 2], c);
-                if (add_count(tr, nt, s[i + 2], c, w, step)) return -1;
-            }
-            s[j++] = nt;
-            i += 2;
-        } else {
-            s[j++] = s[i++];
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Merges pair p = (l, r) into nt wherever it still stands, updating the neighbouring pairs'
+ * counts. Positions go in increasing order, so within a word the merge runs left to right
+ * ("a a a" becomes "aa a") and each fold sees its left neighbour already merged. The cost is the
+ * number of recorded positions, however long the words. */
+static int merge_pair(trainer *tr, int32_t p, int32_t nt, uint32_t step) {
+    int32_t l = tr->pl[p], r = tr->pr[p];
+    occ_list *o = &tr->pocc[p];
+    qsort(o->w, o->n, sizeof *o->w, cmp_u32);
+    for (uint32_t k = 0; k < o->n; k++) {
+        uint32_t i = o->w[k];
+        if (k && i == o->w[k - 1]) continue;
+        int32_t j = tr->nxt[i];
+        if (tr->sym[i] != l || j < 0 || tr->sym[j] != r) continue; /* changed since */
+        int64_t c = tr->w_cnt[tr->wid[i]];
+        int32_t a = tr->prv[i], b = tr->nxt[j];
+        if (a >= 0) {
+            sub_count(tr, tr->sym[a], l, c);
+            if (add_count(tr, tr->sym[a], nt, c, (uint32_t)a, step)) return -1;
         }
+        if (b >= 0) {
+            sub_count(tr, r, tr->sym[b], c);
+            if (add_count(tr, nt, tr->sym[b], c, i, step)) return -1;
+            tr->prv[b] = (int32_t)i;
+        }
+        tr->sym[i] = nt;
+        tr->sym[j] = -1;
+        tr->nxt[i] = b;
+        o = &tr->pocc[p]; /* add_count never adds to p (nt is neither l nor r), but re-read */
     }
-    tr->w_len[w] = j;
     return 0;
 }
 
@@ -499,19 +513,27 @@ slm_status slm_tokenizer_train(const char *text, size_t len, const slm_tokenizer
     /* 2. words and pair counts */
     size_t total_sym = 0;
     for (size_t q = 0; q < pt.n; q++) total_sym += pt.len[q];
+    if (total_sym >= (size_t)INT32_MAX) {
+        st = slm_err_set(err, SLM_ERR_RANGE,
+                         "tokenizer train: the distinct pieces of the text hold %zu bytes; at "
+                         "most %d fit (use --max-bytes)", total_sym, INT32_MAX - 1);
+        goto done;
+    }
     tr.n_words = pt.n;
-    tr.sym = malloc((total_sym ? total_sym : 1) * sizeof *tr.sym);
-    tr.w_off = malloc((pt.n ? pt.n : 1) * sizeof *tr.w_off);
-    tr.w_len = malloc((pt.n ? pt.n : 1) * sizeof *tr.w_len);
+    tr.n_pos = total_sym;
+    size_t np = total_sym ? total_sym : 1;
+    tr.sym = malloc(np * sizeof *tr.sym);
+    tr.nxt = malloc(np * sizeof *tr.nxt);
+    tr.prv = malloc(np * sizeof *tr.prv);
+    tr.wid = malloc(np * sizeof *tr.wid);
     tr.w_cnt = malloc((pt.n ? pt.n : 1) * sizeof *tr.w_cnt);
-    tr.w_stamp = calloc(pt.n ? pt.n : 1, sizeof *tr.w_stamp);
     tr.tok_cap = opts->vocab_size;
     tr.t_off = malloc((size_t)tr.tok_cap * sizeof *tr.t_off);
     tr.t_len = malloc((size_t)tr.tok_cap * sizeof *tr.t_len);
     tr.tslot_cap = 64;
     while (tr.tslot_cap < 2 * (size_t)tr.tok_cap) tr.tslot_cap *= 2;
     tr.tslots = malloc(tr.tslot_cap * sizeof *tr.tslots);
-    if (!tr.sym || !tr.w_off || !tr.w_len || !tr.w_cnt || !tr.w_stamp || !tr.t_off || !tr.t_len ||
+    if (!tr.sym || !tr.nxt || !tr.prv || !tr.wid || !tr.w_cnt || !tr.t_off || !tr.t_len ||
         !tr.tslots) {
         st = OOM();
         goto done;
@@ -533,20 +555,25 @@ slm_status slm_tokenizer_train(const char *text, size_t len, const slm_tokenizer
     }
     size_t off = 0;
     for (size_t q = 0; q < pt.n; q++) {
-        tr.w_off[q] = off;
-        tr.w_len[q] = pt.len[q];
         tr.w_cnt[q] = pt.cnt[q];
         const uint8_t *b = (const uint8_t *)text + pt.off[q];
-        for (uint32_t i = 0; i < pt.len[q]; i++) tr.sym[off + i] = FIRST_BYTE + b[i];
-        for (uint32_t i = 0; i + 1 < pt.len[q]; i++) {
+        uint32_t n_b = pt.len[q];
+        for (uint32_t i = 0; i < n_b; i++) {
+            size_t at = off + i;
+            tr.sym[at] = FIRST_BYTE + b[i];
+            tr.prv[at] = i ? (int32_t)at - 1 : -1;
+            tr.nxt[at] = i + 1 < n_b ? (int32_t)at + 1 : -1;
+            tr.wid[at] = (uint32_t)q;
+        }
+        for (uint32_t i = 0; i + 1 < n_b; i++) {
             int32_t p = pair_get(&tr, tr.sym[off + i], tr.sym[off + i + 1]);
-            if (p < 0 || occ_add(&tr.pocc[p], (uint32_t)q)) {
+            if (p < 0 || occ_add(&tr.pocc[p], (uint32_t)(off + i))) {
                 st = OOM();
                 goto done;
             }
             tr.pcnt[p] += pt.cnt[q];
         }
-        off += pt.len[q];
+        off += n_b;
     }
     piece_table_free(&pt);
     memset(&pt, 0, sizeof pt);
@@ -561,6 +588,7 @@ slm_status slm_tokenizer_train(const char *text, size_t len, const slm_tokenizer
     char *nb = NULL;
     size_t nb_cap = 0;
     uint32_t step = 0;
+    int reported = -1;
     while (tr.n_tok < opts->vocab_size && tr.heap_n) {
         heap_ent e = heap_pop(&tr);
         int32_t p = e.pair;
@@ -595,12 +623,7 @@ slm_status slm_tokenizer_train(const char *text, size_t len, const slm_tokenizer
 
         step++;
         tr.n_touched = 0;
-        for (uint32_t k = 0; k < tr.pocc[p].n; k++) {
-            uint32_t w = tr.pocc[p].w[k];
-            if (tr.w_stamp[w] == step) continue;
-            tr.w_stamp[w] = step;
-            if (merge_word(&tr, w, l, r, nt, step)) goto oom;
-        }
+        if (merge_pair(&tr, p, nt, step)) goto oom;
         /* every occurrence is merged now; (l, r) can form again only where a later merge
          * rebuilds l or r as a duplicate string, and is then merged again under its old rank */
         tr.pcnt[p] = 0;
@@ -611,12 +634,14 @@ slm_status slm_tokenizer_train(const char *text, size_t len, const slm_tokenizer
             if (tr.pcnt[q] > 0 && heap_push(&tr, (heap_ent){tr.pcnt[q], q})) goto oom;
         }
         int done_n = tr.n_tok - FIRST_MERGE;
-        if (new_token && opts->progress && (done_n % every == 0 || tr.n_tok == opts->vocab_size))
+        if (new_token && opts->progress && (done_n % every == 0 || tr.n_tok == opts->vocab_size)) {
             opts->progress(opts->progress_ctx, done_n, total);
+            reported = done_n;
+        }
     }
     free(nb);
     nb = NULL;
-    if (opts->progress && (tr.n_tok - FIRST_MERGE) % every != 0) /* stopped early */
+    if (opts->progress && reported != tr.n_tok - FIRST_MERGE) /* stopped early */
         opts->progress(opts->progress_ctx, tr.n_tok - FIRST_MERGE, total);
     st = build_tokenizer(&tr, out, err);
     goto done;

@@ -63,6 +63,11 @@ typedef struct {
     size_t len;
 } slm_tok_str;
 
+typedef struct {
+    uint64_t key;        /* slm_tok_pair_key(left, right) */
+    int32_t rank, res;
+} slm_tok_pair;
+
 struct slm_tokenizer {
     int32_t n_vocab;
     int32_t n_sym;
@@ -86,10 +91,9 @@ struct slm_tokenizer {
     size_t str_cap;      /* power of two */
     size_t str_used;
 
-    /* merges: (left, right) symbol pair -> rank and result; open addressing */
-    uint64_t *pair_keys; /* SLM_TOK_PAIR_EMPTY when empty */
-    int32_t *pair_rank;
-    int32_t *pair_res;
+    /* merges: (left, right) symbol pair -> rank and result; open addressing, one 16-byte slot
+     * per entry so a lookup touches one cache line */
+    slm_tok_pair *pairs; /* key SLM_TOK_PAIR_EMPTY when empty */
     size_t pair_cap;     /* power of two */
     size_t pair_used;
 
@@ -121,12 +125,12 @@ static inline int32_t slm_tok_pair_find(const slm_tokenizer *t, int32_t l, int32
     uint64_t key = slm_tok_pair_key(l, r);
     size_t mask = t->pair_cap - 1;
     for (size_t i = (size_t)slm_tok_hash_u64(key) & mask;; i = (i + 1) & mask) {
-        uint64_t k = t->pair_keys[i];
-        if (k == key) {
-            *res = t->pair_res[i];
-            return t->pair_rank[i];
+        const slm_tok_pair *p = &t->pairs[i];
+        if (p->key == key) {
+            *res = p->res;
+            return p->rank;
         }
-        if (k == SLM_TOK_PAIR_EMPTY) return -1;
+        if (p->key == SLM_TOK_PAIR_EMPTY) return -1;
     }
 }
 

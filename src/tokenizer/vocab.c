@@ -91,11 +91,10 @@ static void pair_insert(slm_tokenizer *t, int32_t l, int32_t r, int32_t rank, in
     uint64_t key = slm_tok_pair_key(l, r);
     size_t mask = t->pair_cap - 1;
     for (size_t i = (size_t)slm_tok_hash_u64(key) & mask;; i = (i + 1) & mask) {
-        if (t->pair_keys[i] == key) return; /* the first (lowest rank) wins, as in llama.cpp */
-        if (t->pair_keys[i] == SLM_TOK_PAIR_EMPTY) {
-            t->pair_keys[i] = key;
-            t->pair_rank[i] = rank;
-            t->pair_res[i] = res;
+        slm_tok_pair *p = &t->pairs[i];
+        if (p->key == key) return; /* the first (lowest rank) wins, as in llama.cpp */
+        if (p->key == SLM_TOK_PAIR_EMPTY) {
+            *p = (slm_tok_pair){key, rank, res};
             t->pair_used++;
             return;
         }
@@ -141,21 +140,19 @@ slm_status slm_tok_build(const slm_tok_str *tokens, size_t n_tokens, const int32
     t->raw_off = malloc((size_t)t->sym_cap * sizeof *t->raw_off);
     t->raw_n = malloc((size_t)t->sym_cap * sizeof *t->raw_n);
     t->str_slots = malloc(t->str_cap * sizeof *t->str_slots);
-    t->pair_keys = malloc(t->pair_cap * sizeof *t->pair_keys);
-    t->pair_rank = malloc(t->pair_cap * sizeof *t->pair_rank);
-    t->pair_res = malloc(t->pair_cap * sizeof *t->pair_res);
+    t->pairs = malloc(t->pair_cap * sizeof *t->pairs);
     t->merge_text = malloc(merge_total + 1);
     t->merge_off = malloc((n_merges + 1) * sizeof *t->merge_off);
     char *buf = malloc(2 * longest + 1);
     slm_status st = SLM_OK;
     if (!t->text || !t->text_off || !t->type || !t->dec || !t->dec_off || !t->raw_off ||
-        !t->raw_n || !t->str_slots || !t->pair_keys || !t->pair_rank || !t->pair_res ||
+        !t->raw_n || !t->str_slots || !t->pairs ||
         !t->merge_text || !t->merge_off || !buf) {
         st = NOMEM(what);
         goto fail;
     }
     memset(t->str_slots, 0xff, t->str_cap * sizeof *t->str_slots);
-    for (size_t i = 0; i < t->pair_cap; i++) t->pair_keys[i] = SLM_TOK_PAIR_EMPTY;
+    for (size_t i = 0; i < t->pair_cap; i++) t->pairs[i].key = SLM_TOK_PAIR_EMPTY;
 
     /* tokens: stored text, type, what each decodes to, and (when BPE can build it) its bytes */
     uint64_t toff = 0, doff = 0;
@@ -273,9 +270,7 @@ void slm_tokenizer_free(slm_tokenizer *t) {
     free(t->raw_off);
     free(t->raw_n);
     free(t->str_slots);
-    free(t->pair_keys);
-    free(t->pair_rank);
-    free(t->pair_res);
+    free(t->pairs);
     free(t->merge_text);
     free(t->merge_off);
     slm_pretok_free(t->pretok);
