@@ -32,8 +32,12 @@ typedef struct {
     float *v; /* (L, slots, ctx_len, kvd) */
 } slm_kv_cache;
 
+/* ctx_len must be in [1, cfg->ctx_len] (SLM_ERR_RANGE otherwise). The cache starts zeroed. */
 slm_kv_cache *slm_kv_cache_new(const slm_model_config *cfg, int n_slots, int ctx_len, slm_err *err);
 void slm_kv_cache_free(slm_kv_cache *kv);
+/* Zeroes one slot (slot >= 0) or every slot (slot < 0). Not needed for correctness — a position is
+ * always written before it is read — but keeps a reused slot free of an old sequence's data. */
+void slm_kv_cache_clear(slm_kv_cache *kv, int slot);
 
 /* The workspace of one forward pass: activations for up to max_tokens batch tokens, sized once.
  * With train != 0 every activation the backward pass needs is kept. pool may be NULL. */
@@ -46,15 +50,24 @@ float *slm_ctx_logits(slm_ctx *c);
 int slm_ctx_n_outputs(const slm_ctx *c);
 /* The final hidden state (after output_norm) of the last forward, (n, D), every batch token. */
 const float *slm_ctx_hidden(const slm_ctx *c);
+/* For a loss computed by the caller: the logits buffer, which the caller overwrites with
+ * d(loss)/d(logits) (one row of V per output token) before slm_model_backward. Calling it declares
+ * the buffer to hold gradients. NULL before any forward. */
+float *slm_ctx_dlogits(slm_ctx *c);
 
 /* Runs the model. Errors (SLM_ERR_RANGE naming the batch index): token out of vocab, pos out of
- * the cache, seq out of slots, more tokens than the workspace holds. */
+ * the cache, seq out of slots, more tokens than the workspace holds. SLM_ERR_ARG: an empty batch,
+ * two tokens with the same (seq, pos), a cache or workspace made for another config. Nothing is
+ * written to the cache unless the whole batch is valid. */
 slm_status slm_model_forward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, const slm_batch *b,
                              slm_err *err);
 
 /* Mean cross-entropy of the last forward's logits against targets (n, -1 = not counted); needs
  * logits for every token. Replaces the logits with d(loss·scale)/d(logits) for the backward pass.
- * *n_counted receives the number of counted tokens (the mean's denominator). */
+ * *n_counted receives the number of counted tokens (the mean's denominator); with none counted the
+ * loss is 0 and so is the gradient. Returns NAN (and changes nothing) when there is no fresh
+ * forward (none yet, or its logits already replaced), some token has no logits, or a target is
+ * outside [-1, V). */
 float slm_model_loss(slm_ctx *c, const int32_t *targets, float scale, int *n_counted);
 
 /* Accumulates (+=) into grads (a block of slm_model_param_count floats) the gradient of the loss
