@@ -620,6 +620,97 @@ static void test_gguf_load_types_and_errors(void **state) {
     slm_gguf_close(g);
 }
 
+/* ---- the real model: stories260K ---- */
+
+/* Appends the text of one SentencePiece piece: U+2581 is a space, <0xNN> a byte. */
+static size_t append_piece(char *out, size_t len, size_t cap, const char *p, size_t n) {
+    if (n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') {
+        if (len + 1 < cap) out[len++] = (char)strtol((char[3]){p[3], p[4], 0}, NULL, 16);
+        return len;
+    }
+    for (size_t i = 0; i < n && len + 1 < cap; i++) {
+        if (i + 2 < n && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
+            (unsigned char)p[i + 2] == 0x81) {
+            out[len++] = ' ';
+            i += 2;
+        } else {
+            out[len++] = p[i];
+        }
+    }
+    return len;
+}
+
+static void test_stories260k_greedy(void **state) {
+    (void)state;
+    static const char expected[] =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+        "One day, she saw a big, red ball. She wanted to play with it, but it was too high.";
+    slm_gguf *g = slm_gguf_open("data/models/stories260K/stories260K.gguf", tu_err());
+    if (!g) fail_msg("%s", tu_err_last());
+    slm_model *m = slm_model_load(g, tu_err());
+    if (!m) fail_msg("%s", tu_err_last());
+    assert_int_equal(m->cfg.dim, 64);
+    assert_int_equal(m->cfg.hidden_dim, 172);
+    assert_int_equal(m->cfg.n_layers, 5);
+    assert_int_equal(m->cfg.n_heads, 8);
+    assert_int_equal(m->cfg.n_kv_heads, 4);
+    assert_int_equal(m->cfg.n_vocab, 512);
+    /* llama.cpp's converter writes the tied output as an explicit copy: loaded as untied, equal */
+    assert_int_equal(m->cfg.tied_output, 0);
+    assert_memory_equal(m->w.output, m->w.token_embd, sizeof(float) * 512 * 64);
+    const slm_gguf_kv *tokens;
+    TU_OK(slm_gguf_get_arr(g, "tokenizer.ggml.tokens", SLM_GGUF_STRING, &tokens, tu_err()));
+    assert_int_equal(tokens->arr_n, 512);
+
+    enum { CTX = 256 };
+    slm_ctx *c = slm_ctx_new(&m->cfg, 1, 0, NULL, tu_err());
+    slm_kv_cache *kv = slm_kv_cache_new(&m->cfg, 1, CTX, tu_err());
+    char text[1024];
+    size_t len = 0;
+    int32_t tok = 1, pos = 0, seq = 0; /* BOS */
+    int32_t ids[CTX + 1] = {1};
+    while (len < sizeof expected - 1 && pos < CTX) {
+        slm_batch b = {1, &tok, &pos, &seq, NULL};
+        TU_OK(slm_model_forward(m, c, kv, &b, tu_err()));
+        const float *z = slm_ctx_logits(c);
+        int best = 0;
+        for (int v = 1; v < m->cfg.n_vocab; v++)
+            if (z[v] > z[best]) best = v;
+        const slm_gguf_str *piece = &tokens->arr_strs[best];
+        size_t before = len;
+        len = append_piece(text, len, sizeof text, piece->ptr, piece->len);
+        if (pos == 0 && len > before && text[before] == ' ') { /* no leading space after BOS */
+            memmove(text + before, text + before + 1, len - before - 1);
+            len--;
+        }
+        tok = best;
+        ids[++pos] = best;
+    }
+    text[len] = 0;
+    if (getenv("SLM_TEST_VERBOSE")) print_message("stories260K: %s\n", text);
+    if (strncmp(text, expected, sizeof expected - 1) != 0)
+        fail_msg("greedy text differs:\n got: %s\nwant: %s", text, expected);
+    /* the whole text as one batch (batched attention path): each row's argmax is the next token */
+    int n = pos;
+    slm_ctx *cb = slm_ctx_new(&m->cfg, n, 0, NULL, tu_err());
+    int32_t bpos[CTX], bseq[CTX] = {0};
+    for (int i = 0; i < n; i++) bpos[i] = i;
+    slm_batch b = {n, ids, bpos, bseq, NULL};
+    TU_OK(slm_model_forward(m, cb, kv, &b, tu_err()));
+    for (int i = 0; i < n; i++) {
+        const float *z = slm_ctx_logits(cb) + (size_t)i * m->cfg.n_vocab;
+        int best = 0;
+        for (int v = 1; v < m->cfg.n_vocab; v++)
+            if (z[v] > z[best]) best = v;
+        assert_int_equal(best, ids[i + 1]);
+    }
+    slm_ctx_free(cb);
+    slm_ctx_free(c);
+    slm_kv_cache_free(kv);
+    slm_model_free(m);
+    slm_gguf_close(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grad_fd_untied_batched),
@@ -635,6 +726,7 @@ int main(void) {
         cmocka_unit_test(test_tensor_table),
         cmocka_unit_test(test_gguf_round_trip),
         cmocka_unit_test(test_gguf_load_types_and_errors),
+        cmocka_unit_test(test_stories260k_greedy),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }
