@@ -10,7 +10,7 @@
 #include <math.h>
 
 /* sum(a[i]·b[i]) over d floats in 8 fixed lanes. */
-static inline double dot8(const float *a, const float *b, int d) {
+SLM_INLINE double dot8(const float *a, const float *b, int d) {
     float acc[8] = {0};
     int i = 0;
     for (; i + 8 <= d; i += 8)

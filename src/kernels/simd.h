@@ -22,11 +22,19 @@
 #define SLM_SIMD_CLONES
 #endif
 
+/* Helpers called from a cloned function must be inlined into each clone to get its instruction
+ * set (an out-of-line copy would be compiled for the baseline only). */
+#if defined(__GNUC__)
+#define SLM_INLINE static inline __attribute__((always_inline))
+#else
+#define SLM_INLINE static inline
+#endif
+
 /* exp(x) by range reduction x = k·ln2 + r, |r| <= ln2/2, and a degree-6 polynomial for exp(r)
  * (Cephes' coefficients); 2^k is put into the exponent bits. Max relative error ~1.2e-7 on
  * [-87, 88]; inputs outside are clamped (exp(-87) ~ 1.6e-38, exp(88) ~ 1.7e38). NaN in gives
  * an unspecified finite value: callers feed finite numbers. */
-static inline float slm_expf_poly(float x) {
+SLM_INLINE float slm_expf_poly(float x) {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
     const float magic = 12582912.0f; /* 1.5·2^23: adding it rounds to an integer */

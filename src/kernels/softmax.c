@@ -10,7 +10,7 @@
 
 #include <math.h>
 
-static inline float max8(const float *x, int n) {
+SLM_INLINE float max8(const float *x, int n) {
     float m[8];
     int i = 0;
     float first = n > 0 ? x[0] : 0.0f;
@@ -24,7 +24,7 @@ static inline float max8(const float *x, int n) {
 }
 
 /* y = exp(x - shift), returns sum(y) (8 lanes, then double). */
-static inline double exp_shift_sum(float *y, const float *x, int n, float shift) {
+SLM_INLINE double exp_shift_sum(float *y, const float *x, int n, float shift) {
     float acc[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)
@@ -43,7 +43,7 @@ static inline double exp_shift_sum(float *y, const float *x, int n, float shift)
     return s;
 }
 
-static inline float dot8f(const float *a, const float *b, int n) {
+SLM_INLINE float dot8f(const float *a, const float *b, int n) {
     float acc[8] = {0};
     int i = 0;
     for (; i + 8 <= n; i += 8)

@@ -19,6 +19,14 @@
 
 #include "kernels/kernels.h"
 
+/* Query rows per block when the block sees up to max_keys keys: at most SLM_ATT_CHUNK, and few
+ * enough that rows·keys·hd stays within OpenBLAS's single-thread threshold (65536·4 multiply-adds),
+ * so that sgemms issued from pool threads do not also fan out to BLAS threads. */
+static int chunk_rows(int max_keys, int hd) {
+    long rows = 262144L / ((long)max_keys * hd);
+    return rows < 4 ? 4 : (rows > SLM_ATT_CHUNK ? SLM_ATT_CHUNK : (int)rows);
+}
+
 /* Items are (unit u, kv head g), u-major; owner of an item by its cost midpoint. */
 static int item_owner(double before, double cost, double total, int nth) {
     if (total <= 0) return 0;
@@ -50,10 +58,11 @@ static void fwd_item(slm_ctx *c, const slm_kv_cache *kv, int l, const float *qkv
     int i0 = c->run_start[r], T = c->run_len[r], p0 = c->pos[i0], s = c->seq[i0];
     size_t base = ((size_t)l * (size_t)kv->n_slots + (size_t)s) * (size_t)kv->ctx_len * (size_t)kvd;
     const float *K = kv->k + base + (size_t)g * hd, *Vv = kv->v + base + (size_t)g * hd;
+    int chunk = chunk_rows(p0 + T, hd);
     for (int h = g * rep; h < (g + 1) * rep; h++) {
         if (T >= SLM_ATT_MIN_RUN) {
-            for (int r0 = 0; r0 < T; r0 += SLM_ATT_CHUNK) {
-                int tq = T - r0 < SLM_ATT_CHUNK ? T - r0 : SLM_ATT_CHUNK;
+            for (int r0 = 0; r0 < T; r0 += chunk) {
+                int tq = T - r0 < chunk ? T - r0 : chunk;
                 int nk = p0 + r0 + tq;
                 float *S = scratch;
                 const float *Q = qkv + (size_t)(i0 + r0) * qkvd + (size_t)h * hd;
@@ -136,9 +145,10 @@ static void bwd_item_batched(slm_ctx *c, const float *qkv, const float *datt, fl
         memset(dV + (size_t)i * qkvd, 0, sizeof(float) * (size_t)hd);
     }
     float *P = scratch, *dP = scratch + (size_t)SLM_ATT_CHUNK * c->cfg.ctx_len;
+    int chunk = chunk_rows(T, hd);
     for (int h = g * rep; h < (g + 1) * rep; h++) {
-        for (int r0 = 0; r0 < T; r0 += SLM_ATT_CHUNK) {
-            int tq = T - r0 < SLM_ATT_CHUNK ? T - r0 : SLM_ATT_CHUNK;
+        for (int r0 = 0; r0 < T; r0 += chunk) {
+            int tq = T - r0 < chunk ? T - r0 : chunk;
             int nk = r0 + tq;
             const float *Q = qkv + (size_t)(i0 + r0) * qkvd + (size_t)h * hd;
             const float *dO = datt + (size_t)(i0 + r0) * qd + (size_t)h * hd;

@@ -15,9 +15,9 @@
 #include "model/forward.h"
 #include "model/model.h"
 
-/* Query rows per attention block in the batched path: small enough that each sgemm stays
- * single-threaded inside OpenBLAS (m·n·k under its threading threshold) and the causal mask wastes
- * little; large enough for sgemm to run near peak. */
+/* Most query rows per attention block in the batched path (attention.c's chunk_rows may take
+ * fewer): small enough that each sgemm stays single-threaded inside OpenBLAS (m·n·k under its
+ * threading threshold) and the causal mask wastes little; large enough for sgemm to run near peak. */
 #define SLM_ATT_CHUNK 16
 /* A run of at least this many consecutive positions uses the sgemm attention path. */
 #define SLM_ATT_MIN_RUN 4
