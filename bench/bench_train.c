@@ -8,7 +8,8 @@
  *   attention 6 · L · D · (T + 1): QK^T and PV over the (t + 1) visible keys of a causal row,
  *             2·2·D·(T+1)/2 forward, times 3 for forward + backward (work the implementation
  *             redoes — the backward recomputes the probabilities — is not counted)
- * Figures are medians over ITERS timed steps after one warm-up step, one line per figure.
+ * Figures are medians over ITERS timed steps after one warm-up step, one line per figure. A last
+ * line gives single-sequence decoding speed (one token per forward through the KV cache).
  *
  * usage: bench_train [threads (default: all cores)] [iters (default 5)] [vocab (default 32000)]
  */
@@ -127,6 +128,30 @@ int main(int argc, char **argv) {
     printf("train step (fwd+bwd): %.0f ms, %.0f tok/s\n", step * 1e3, n / step);
     printf("achieved: %.1f GFLOP/s = %.0f%% of peak sgemm (loss %.4f, %d threads)\n", gflops,
            100.0 * gflops / peak, (double)loss, threads);
+
+    /* decoding: one sequence, one token per forward through the cache (inference workspace) */
+    slm_ctx *dc = slm_ctx_new(&cfg, 1, 0, pool, &err);
+    if (!dc) {
+        fprintf(stderr, "bench_train: %s\n", err.msg);
+        return 1;
+    }
+    double t_dec[16];
+    for (int it = 0; it < 3; it++) {
+        double t0 = slm_time_now();
+        int32_t t = 1, p = 0, s = 0;
+        for (p = 0; p < T; p++) {
+            slm_batch one = {1, &t, &p, &s, NULL};
+            if (slm_model_forward(m, dc, kv, &one, &err) != SLM_OK) {
+                fprintf(stderr, "bench_train: %s\n", err.msg);
+                return 1;
+            }
+            t = (int32_t)((t * 31 + p) % vocab);
+        }
+        t_dec[it] = slm_time_now() - t0;
+    }
+    printf("decode: %.0f tok/s (one sequence, positions 0..%d, one token per forward)\n",
+           T / median(t_dec, 3), T - 1);
+    slm_ctx_free(dc);
     free(tok);
     free(pos);
     free(seq);

@@ -96,6 +96,12 @@ static void test_matmul(void **state) {
             for (int k = 0; k < MM_IN; k++) ref += (double)c.x[i * MM_IN + k] * c.w[o * MM_IN + k];
             assert_true(fabs(ref - c.y[i * MM_OUT + o]) < REF_TOL * 10);
         }
+    /* one row alone (the gemv path) gives the same row, up to rounding */
+    float y1[MM_OUT];
+    slm_matmul_fwd(y1, c.x + 2 * MM_IN, c.w, 1, MM_IN, MM_OUT, 0.0f);
+    for (int o = 0; o < MM_OUT; o++) assert_true(fabsf(y1[o] - c.y[2 * MM_OUT + o]) < 1e-5f);
+    slm_matmul_fwd(y1, c.x + 2 * MM_IN, c.w, 1, MM_IN, MM_OUT, 1.0f);
+    for (int o = 0; o < MM_OUT; o++) assert_true(fabsf(y1[o] - 2 * c.y[2 * MM_OUT + o]) < 1e-5f);
     /* beta = 1 adds onto y */
     float y2[MM_N * MM_OUT];
     for (int i = 0; i < MM_N * MM_OUT; i++) y2[i] = 1.0f;

@@ -2,7 +2,8 @@
  *
  * A linear layer stores W as (out, in) — GGUF's ne = [in, out] — so the forward is x·W^T and the
  * two backward products are dy·W (input gradient) and dy^T·x (weight gradient, accumulated). Each
- * is one sgemm over all n tokens of a batch, which is where nearly all of training's FLOPs go.
+ * is one sgemm over all n tokens of a batch, which is where nearly all of training's FLOPs go; a
+ * single token (generation) takes sgemv, which does not pack the weights first.
  * BLAS threads are the caller's business (openblas_set_num_threads); nothing here sets them.
  */
 #include "kernels/kernels.h"
@@ -22,6 +23,10 @@ void slm_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 }
 
 void slm_matmul_fwd(float *y, const float *x, const float *w, int n, int in, int out, float beta) {
+    if (n == 1 && in > 0 && out > 0) { /* one token (generation): gemv reads W once, unpacked */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
+        return;
+    }
     slm_gemm(0, 1, n, out, in, 1.0f, x, in, w, in, beta, y, out);
 }
 
