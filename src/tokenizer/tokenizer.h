@@ -37,9 +37,9 @@ typedef struct {
 } slm_tokenizer_train_opts;
 
 /* Trains a tokenizer on text[0..len). The special tokens <|bos|>, <|eos|>, <|pad|>, <|unk|> are
- * part of the vocabulary (as CONTROL tokens). vocab_size < 256 + 4 is SLM_ERR_ARG. When the text
- * has fewer distinct pairs than merges wanted, training stops early and slm_tokenizer_n_vocab
- * reports the smaller size. */
+ * part of the vocabulary (as CONTROL tokens). vocab_size < 256 + 4 (or > 2^24) is SLM_ERR_ARG.
+ * When the text has fewer distinct pairs than merges wanted, training stops early and
+ * slm_tokenizer_n_vocab reports the smaller size. */
 slm_status slm_tokenizer_train(const char *text, size_t len, const slm_tokenizer_train_opts *opts,
                                slm_tokenizer **out, slm_err *err);
 
