@@ -20,6 +20,9 @@ static int slm(const char *args) {
     assert_non_null(p);
     size_t n = fread(out, 1, sizeof out - 1, p);
     out[n] = 0;
+    char sink[4096]; /* drain the rest so the command never sees a closed pipe */
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }

@@ -23,7 +23,8 @@ static const char usage[] =
     "  --tokenizer TOK.gguf   a tokenizer (slm tokenizer train) for a new model, with --preset\n"
     "  --preset NAME          tiny (~1M), small (~15M), medium (~42M), base (~110M)   [tiny]\n"
     "  --init MODEL.gguf      fine-tune an existing model (its own tokenizer)\n"
-    "  --resume CKPT.gguf     continue a checkpoint exactly where it stopped (its own options)\n"
+    "  --resume CKPT.gguf     continue a checkpoint exactly where it stopped (its options, not\n"
+    "                         the ones given here; give the same --data and --val-frac)\n"
     "\n"
     "training:\n"
     "  --steps N              optimizer steps                                  [1000]\n"
@@ -193,6 +194,7 @@ int cmd_train(int argc, char **argv) {
                 len, data.n_train, data.n_val, (double)len / (double)(data.n_train + data.n_val + 1),
                 slm_time_now() - t_enc);
 
+    if (resume && slm_train_opts_from_checkpoint(src, &o, &err) != SLM_OK) cli_fail(&err, resume);
     slm_trainer *tr = slm_trainer_new(m, tok, &data, &o, pool, &err);
     if (!tr) cli_fail(&err, "train");
     if (resume && slm_trainer_resume(tr, src, &err) != SLM_OK) cli_fail(&err, "resume");

@@ -22,7 +22,15 @@ slm_status slm_err_prefix(slm_err *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    /* prefix, then as much of the old message as fits */
+    size_t n = strlen(prefix);
+    if (n > sizeof err->msg - 3) n = sizeof err->msg - 3;
+    memcpy(err->msg, prefix, n);
+    memcpy(err->msg + n, ": ", 2);
+    size_t room = sizeof err->msg - n - 3, ol = strnlen(old, sizeof old - 1);
+    if (ol > room) ol = room;
+    memcpy(err->msg + n + 2, old, ol);
+    err->msg[n + 2 + ol] = '\0';
     return err->code;
 }
 

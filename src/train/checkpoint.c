@@ -76,6 +76,41 @@ done:
     return s;
 }
 
+slm_status slm_train_opts_from_checkpoint(const slm_gguf *g, slm_train_opts *o, slm_err *err) {
+    slm_status s;
+    uint32_t u;
+    int64_t i64;
+#define GET_U32(key, field)                                                   \
+    do {                                                                      \
+        if ((s = slm_gguf_get_u32(g, key, &u, err)) != SLM_OK) return s;      \
+        field = (int)u;                                                       \
+    } while (0)
+#define GET_F32(key, field)                                                   \
+    do {                                                                      \
+        if ((s = slm_gguf_get_f32(g, key, &field, err)) != SLM_OK) return s;  \
+    } while (0)
+    GET_U32("slm.ckpt.steps", o->steps);
+    GET_U32("slm.ckpt.batch", o->batch);
+    GET_U32("slm.ckpt.seq_len", o->seq_len);
+    GET_U32("slm.ckpt.accum", o->accum);
+    GET_U32("slm.ckpt.warmup", o->warmup);
+    GET_U32("slm.ckpt.eval_every", o->eval_every);
+    GET_U32("slm.ckpt.eval_windows", o->eval_windows);
+    GET_U32("slm.ckpt.patience", o->patience);
+    GET_F32("slm.ckpt.lr", o->lr);
+    GET_F32("slm.ckpt.lr_min", o->lr_min);
+    GET_F32("slm.ckpt.beta1", o->adam.beta1);
+    GET_F32("slm.ckpt.beta2", o->adam.beta2);
+    GET_F32("slm.ckpt.eps", o->adam.eps);
+    GET_F32("slm.ckpt.weight_decay", o->adam.weight_decay);
+    GET_F32("slm.ckpt.grad_clip", o->grad_clip);
+#undef GET_U32
+#undef GET_F32
+    if ((s = slm_gguf_get_i64(g, "slm.ckpt.seed", &i64, err)) != SLM_OK) return s;
+    o->seed = (uint64_t)i64;
+    return slm_train_opts_check(o, err);
+}
+
 /* Copies a 1-D F32 tensor of n floats into dst. */
 static slm_status read_vector(const slm_gguf *g, const char *name, float *dst, size_t n, slm_err *err) {
     const slm_gguf_tensor *tt = slm_gguf_find_tensor(g, name);
@@ -113,50 +148,26 @@ slm_status slm_trainer_resume(slm_trainer *t, const slm_gguf *g, slm_err *err) {
                            "differ from the run that wrote this checkpoint", slm_gguf_name(g));
 
     slm_train_opts o = t->o;
+    if ((s = slm_train_opts_from_checkpoint(g, &o, err)) != SLM_OK) return s;
+    if (o.batch != t->o.batch || o.seq_len != t->o.seq_len)
+        return slm_err_set(err, SLM_ERR_ARG, "%s: the checkpoint trains batch %d x %d tokens; this trainer "
+                           "was made for %d x %d", slm_gguf_name(g), o.batch, o.seq_len, t->o.batch, t->o.seq_len);
+    t->o = o;
     uint32_t u;
     int64_t i64;
-#define GET_U32(key, field)                                                   \
-    do {                                                                      \
-        if ((s = slm_gguf_get_u32(g, key, &u, err)) != SLM_OK) return s;      \
-        field = (int)u;                                                       \
-    } while (0)
-#define GET_F32(key, field)                                                   \
-    do {                                                                      \
-        if ((s = slm_gguf_get_f32(g, key, &field, err)) != SLM_OK) return s;  \
-    } while (0)
-    GET_U32("slm.ckpt.step", t->step);
-    GET_U32("slm.ckpt.steps", o.steps);
-    GET_U32("slm.ckpt.batch", o.batch);
-    GET_U32("slm.ckpt.seq_len", o.seq_len);
-    GET_U32("slm.ckpt.accum", o.accum);
-    GET_U32("slm.ckpt.warmup", o.warmup);
-    GET_U32("slm.ckpt.eval_every", o.eval_every);
-    GET_U32("slm.ckpt.eval_windows", o.eval_windows);
-    GET_U32("slm.ckpt.patience", o.patience);
-    GET_U32("slm.ckpt.best_step", t->best_step);
-    GET_U32("slm.ckpt.bad_evals", t->bad_evals);
-    GET_F32("slm.ckpt.lr", o.lr);
-    GET_F32("slm.ckpt.lr_min", o.lr_min);
-    GET_F32("slm.ckpt.beta1", o.adam.beta1);
-    GET_F32("slm.ckpt.beta2", o.adam.beta2);
-    GET_F32("slm.ckpt.eps", o.adam.eps);
-    GET_F32("slm.ckpt.weight_decay", o.adam.weight_decay);
-    GET_F32("slm.ckpt.grad_clip", o.grad_clip);
-    GET_F32("slm.ckpt.best_val", t->best_val);
-#undef GET_U32
-#undef GET_F32
-    if ((s = slm_gguf_get_i64(g, "slm.ckpt.seed", &i64, err)) != SLM_OK) return s;
-    o.seed = (uint64_t)i64;
+    if ((s = slm_gguf_get_u32(g, "slm.ckpt.step", &u, err)) != SLM_OK) return s;
+    t->step = (int)u;
+    if ((s = slm_gguf_get_u32(g, "slm.ckpt.best_step", &u, err)) != SLM_OK) return s;
+    t->best_step = (int)u;
+    if ((s = slm_gguf_get_u32(g, "slm.ckpt.bad_evals", &u, err)) != SLM_OK) return s;
+    t->bad_evals = (int)u;
+    if ((s = slm_gguf_get_f32(g, "slm.ckpt.best_val", &t->best_val, err)) != SLM_OK) return s;
     if ((s = slm_gguf_get_i64(g, "slm.ckpt.tokens", &i64, err)) != SLM_OK) return s;
     t->tokens_seen = (uint64_t)i64;
     t->last_val = NAN;
     t->last_bpb = NAN;
     if ((s = slm_gguf_opt_f32(g, "slm.ckpt.last_val", &t->last_val, err)) != SLM_OK) return s;
     if ((s = slm_gguf_opt_f32(g, "slm.ckpt.last_bpb", &t->last_bpb, err)) != SLM_OK) return s;
-    if (o.batch != t->o.batch || o.seq_len != t->o.seq_len)
-        return slm_err_set(err, SLM_ERR_ARG, "%s: the checkpoint trains batch %d x %d tokens; this trainer "
-                           "was made for %d x %d", slm_gguf_name(g), o.batch, o.seq_len, t->o.batch, t->o.seq_len);
-    t->o = o;
 
     size_t n = t->m->n_params;
     if ((s = read_vector(g, CKPT_M, t->adam_m, n, err)) != SLM_OK) return s;

@@ -81,6 +81,9 @@ slm_status slm_trainer_run(slm_trainer *t, slm_err *err);
  * still that of opts.steps, and the end-of-run checkpoint and best-restore are not done). */
 slm_status slm_trainer_run_for(slm_trainer *t, int max_steps, slm_err *err);
 
+/* Reads the training options a checkpoint was written with (to build the trainer that resumes it). */
+slm_status slm_train_opts_from_checkpoint(const slm_gguf *ckpt, slm_train_opts *o, slm_err *err);
+
 /* Writes the model, its tokenizer and the full training state, atomically. */
 slm_status slm_trainer_save_checkpoint(const slm_trainer *t, const char *path, slm_err *err);
 
