@@ -11,7 +11,12 @@
  * Figures are medians over ITERS timed steps after one warm-up step, one line per figure. A last
  * line gives single-sequence decoding speed (one token per forward through the KV cache).
  *
+ * Threads: the library's pool gets all of them and splits every product itself; OpenBLAS runs one
+ * thread per call (the arrangement workspace.c explains). The peak is measured with OpenBLAS
+ * using all threads on one big product.
+ *
  * usage: bench_train [threads (default: all cores)] [iters (default 5)] [vocab (default 32000)]
+ *                    [BLAS threads during the model (default 1)]
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -55,6 +60,7 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 0;
     int iters = argc > 2 ? atoi(argv[2]) : 5;
     int vocab = argc > 3 ? atoi(argv[3]) : 32000;
+    int blas_threads = argc > 4 ? atoi(argv[4]) : 1;
     if (threads <= 0) threads = slm_cpu_count();
     if (iters < 1 || iters > 15) iters = 5;
     const int B = 8, T = 256, n = B * T;
@@ -64,6 +70,7 @@ int main(int argc, char **argv) {
 
     double peak = peak_sgemm(2048, 5);
     printf("peak sgemm: %.1f GFLOP/s (2048^3 cblas_sgemm, %d threads)\n", peak, threads);
+    slm_blas_set_threads(blas_threads > 0 ? blas_threads : threads);
 
     slm_model_config cfg;
     if (slm_model_preset("small", vocab, T, &cfg, &err) != SLM_OK) {
@@ -126,8 +133,8 @@ int main(int argc, char **argv) {
     printf("forward+loss: %.0f ms (median of %d)\n", fwd * 1e3, iters);
     printf("backward: %.0f ms\n", bwd * 1e3);
     printf("train step (fwd+bwd): %.0f ms, %.0f tok/s\n", step * 1e3, n / step);
-    printf("achieved: %.1f GFLOP/s = %.0f%% of peak sgemm (loss %.4f, %d threads)\n", gflops,
-           100.0 * gflops / peak, (double)loss, threads);
+    printf("achieved: %.1f GFLOP/s = %.0f%% of peak sgemm (loss %.4f, pool %d threads, BLAS %d)\n",
+           gflops, 100.0 * gflops / peak, (double)loss, threads, slm_blas_threads());
 
     /* decoding: one sequence, one token per forward through the cache (inference workspace) */
     slm_ctx *dc = slm_ctx_new(&cfg, 1, 0, pool, &err);

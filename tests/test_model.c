@@ -11,6 +11,7 @@
 
 #include "slm.h"
 #include "kernels/kernels.h"
+#include "model/workspace.h" /* to force or forbid the pool splits */
 #include "util/testutil.h"
 
 #define FD_EPS 1e-2   /* step for parameters of scale ~0.3-1 */
@@ -76,6 +77,12 @@ static void random_tokens(tbatch *t, int n_seq, int len, int V, uint64_t seed) {
             push(t, (int)slm_rng_below(&r, (uint32_t)V), p, s, (int)slm_rng_below(&r, (uint32_t)V));
 }
 
+static double max_abs(const float *x, size_t n) {
+    double mx = 0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(x[i]));
+    return mx;
+}
+
 /* forward + loss; returns the mean loss */
 static double eval_loss(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, const tbatch *t) {
     slm_batch b = as_batch(t, 0);
@@ -86,9 +93,18 @@ static double eval_loss(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, const 
     return loss;
 }
 
+enum { SPLIT_DEFAULT, SPLIT_ALL_BUT_PRODUCTS, SPLIT_ALL };
+
+static void set_splits(slm_ctx *c, int split) {
+    if (split == SPLIT_DEFAULT) return;
+    c->att_split_min = 0;
+    c->split_min_macs = split == SPLIT_ALL ? 0 : 1e300;
+}
+
 /* zeroes g, then forward, loss and backward into it */
-static double grads_of(const slm_model *m, slm_pool *pool, const tbatch *t, float *g) {
+static double grads_split(const slm_model *m, slm_pool *pool, const tbatch *t, float *g, int split) {
     slm_ctx *c = slm_ctx_new(&m->cfg, MAXT, 1, pool, tu_err());
+    set_splits(c, split);
     slm_kv_cache *kv = slm_kv_cache_new(&m->cfg, 4, m->cfg.ctx_len, tu_err());
     assert_non_null(c);
     assert_non_null(kv);
@@ -99,6 +115,10 @@ static double grads_of(const slm_model *m, slm_pool *pool, const tbatch *t, floa
     slm_ctx_free(c);
     slm_kv_cache_free(kv);
     return loss;
+}
+
+static double grads_of(const slm_model *m, slm_pool *pool, const tbatch *t, float *g) {
+    return grads_split(m, pool, t, g, SPLIT_DEFAULT);
 }
 
 /* Finite differences on a sample of entries of every tensor. */
@@ -189,7 +209,9 @@ static void test_grad_paths_agree(void **state) {
     slm_model_free(m);
 }
 
-/* Results do not depend on the number of threads (static splits, fixed sum orders). */
+/* Elementwise phases, attention, norm-weight and embedding gradients and the loss are split so that
+ * their results do not depend on the thread count: with every split but the products' forced, a
+ * pool of 3 gives the same bits as one thread. */
 static void test_threads_bitwise(void **state) {
     (void)state;
     slm_model_config cfg = tiny_cfg(1);
@@ -198,12 +220,56 @@ static void test_threads_bitwise(void **state) {
     random_tokens(&t, 3, 10, 32, 3);
     float *g1 = malloc(sizeof(float) * m->n_params), *g3 = malloc(sizeof(float) * m->n_params);
     slm_pool *pool = slm_pool_new(3, tu_err());
-    double l1 = grads_of(m, NULL, &t, g1), l3 = grads_of(m, pool, &t, g3);
+    double l1 = grads_of(m, NULL, &t, g1), l3 = grads_split(m, pool, &t, g3, SPLIT_ALL_BUT_PRODUCTS);
     assert_true(l1 == l3);
     assert_memory_equal(g1, g3, sizeof(float) * m->n_params);
     slm_pool_free(pool);
     free(g1);
     free(g3);
+    slm_model_free(m);
+}
+
+/* On a shape whose products are split across the pool (by rows, by output columns, by gemv
+ * slices) a run repeats itself bit for bit, and agrees with one thread to rounding (OpenBLAS's
+ * blocking depends on the slice sizes). */
+static void test_threads_split_products(void **state) {
+    (void)state;
+    slm_model_config cfg = {.n_vocab = 512, .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                            .hidden_dim = 160, .ctx_len = 32, .rope_theta = 10000.0f,
+                            .norm_eps = 1e-5f, .tied_output = 1};
+    slm_model *m = rand_model(&cfg, 4);
+    tbatch t;
+    random_tokens(&t, 2, 32, 512, 3);
+    size_t np = m->n_params;
+    float *g1 = malloc(sizeof(float) * np), *g3 = malloc(sizeof(float) * np), *g3b = malloc(sizeof(float) * np);
+    slm_pool *pool = slm_pool_new(3, tu_err());
+    double l1 = grads_of(m, NULL, &t, g1), l3 = grads_split(m, pool, &t, g3, SPLIT_ALL),
+           l3b = grads_split(m, pool, &t, g3b, SPLIT_ALL);
+    assert_true(l3 == l3b);
+    assert_memory_equal(g3, g3b, sizeof(float) * np);
+    assert_true(fabs(l1 - l3) < 1e-6 * fabs(l1));
+    assert_true(tu_max_excess(g3, g1, np, 0) <= SAME_TOL * max_abs(g1, np));
+    for (int n = 5; n >= 1; n -= 4) { /* a few tokens, then one */
+        float *z[2];
+        for (int k = 0; k < 2; k++) {
+            slm_ctx *c = slm_ctx_new(&cfg, 8, 0, k ? pool : NULL, tu_err());
+            set_splits(c, SPLIT_ALL);
+            slm_kv_cache *kv = slm_kv_cache_new(&cfg, 1, 32, tu_err());
+            slm_batch b = {n, t.tok, t.pos, t.seq, NULL};
+            TU_OK(slm_model_forward(m, c, kv, &b, tu_err()));
+            z[k] = malloc(sizeof(float) * n * 512);
+            memcpy(z[k], slm_ctx_logits(c), sizeof(float) * n * 512);
+            slm_ctx_free(c);
+            slm_kv_cache_free(kv);
+        }
+        assert_true(tu_max_excess(z[1], z[0], (size_t)n * 512, 0) <= SAME_TOL * max_abs(z[0], (size_t)n * 512));
+        free(z[0]);
+        free(z[1]);
+    }
+    slm_pool_free(pool);
+    free(g1);
+    free(g3);
+    free(g3b);
     slm_model_free(m);
 }
 
@@ -213,12 +279,6 @@ static void logits_of_run(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, cons
     slm_batch b = as_batch(t, 1);
     TU_OK(slm_model_forward(m, c, kv, &b, tu_err()));
     memcpy(out, slm_ctx_logits(c), sizeof(float) * (size_t)slm_ctx_n_outputs(c) * m->cfg.n_vocab);
-}
-
-static double max_abs(const float *x, size_t n) {
-    double mx = 0;
-    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs(x[i]));
-    return mx;
 }
 
 static void test_batched_equals_token_by_token(void **state) {
@@ -717,6 +777,7 @@ int main(void) {
         cmocka_unit_test(test_grad_fd_tied_per_token),
         cmocka_unit_test(test_grad_paths_agree),
         cmocka_unit_test(test_threads_bitwise),
+        cmocka_unit_test(test_threads_split_products),
         cmocka_unit_test(test_batched_equals_token_by_token),
         cmocka_unit_test(test_sequences_share_a_batch),
         cmocka_unit_test(test_loss_api),

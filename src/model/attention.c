@@ -103,7 +103,7 @@ static void fwd_tramp(void *ctx, int ith, int nth) {
 void slm_attention_forward(slm_ctx *c, const slm_kv_cache *kv, int l, const float *qkv, float *att) {
     fwd_job j = {c, kv, l, qkv, att, 0};
     for (int r = 0; r < c->n_runs; r++) j.total += run_cost(c, r) * c->cfg.n_kv_heads;
-    if (c->nth == 1)
+    if (c->nth == 1 || j.total * c->hd * (c->cfg.n_heads / c->cfg.n_kv_heads) < c->att_split_min)
         fwd_tramp(&j, 0, 1);
     else
         slm_pool_run(c->pool, fwd_tramp, &j);
@@ -226,7 +226,7 @@ static void bwd_tramp(void *ctx, int ith, int nth) {
 void slm_attention_backward(slm_ctx *c, const float *qkv, const float *datt, float *dqkv) {
     bwd_job j = {c, qkv, datt, dqkv, 0};
     for (int gi = 0; gi < c->n_groups; gi++) j.total += grp_cost(c, gi) * c->cfg.n_kv_heads;
-    if (c->nth == 1)
+    if (c->nth == 1 || j.total * c->hd * (c->cfg.n_heads / c->cfg.n_kv_heads) < c->att_split_min)
         bwd_tramp(&j, 0, 1);
     else
         slm_pool_run(c->pool, bwd_tramp, &j);

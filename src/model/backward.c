@@ -4,8 +4,8 @@
  * It walks the layers in reverse using the activations a train workspace kept (residual stream,
  * normalised inputs and their 1/rms, q|k|v after RoPE, attention outputs, gate|up
  * pre-activations); silu(gate)·up and the attention probabilities are recomputed. Each weight
- * gradient is one sgemm over all n tokens (dW += dY^T·X) and each input gradient another
- * (dX = dY·W). Norm-weight gradients are reduced per column and the embedding's scatter-add per
+ * gradient is one product over all n tokens (dW += dY^T·X) and each input gradient another
+ * (dX = dY·W), split across the pool by workspace.c. Norm-weight gradients are reduced per column and the embedding's scatter-add per
  * vocabulary range, so no two threads add into one float and results do not depend on the thread
  * count. The tied output's gradient lands on token_embd because the carve makes them one tensor.
  */
@@ -146,11 +146,11 @@ slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, 
 
     /* output projection and final norm */
     if (c->all_outputs) {
-        slm_matmul_bwd(c->dxn, gt.output, c->logits, c->xnf, m->w.output, n, D, V, 0.0f);
+        slm_ws_matmul_bwd(c, c->dxn, gt.output, c->logits, c->xnf, m->w.output, n, D, V, 0.0f);
     } else {
         memset(c->dxn, 0, sizeof(float) * (size_t)n * D);
         if (c->n_outputs > 0) {
-            slm_matmul_bwd(c->dx, gt.output, c->logits, c->gather, m->w.output, c->n_outputs, D, V, 0.0f);
+            slm_ws_matmul_bwd(c, c->dx, gt.output, c->logits, c->gather, m->w.output, c->n_outputs, D, V, 0.0f);
             scatter_arg sa = {c->dx, c->dxn};
             slm_ws_par_rows(c, c->n_outputs, scatter_rows, &sa);
         }
@@ -166,15 +166,15 @@ slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, 
         /* dx holds d/d(res[l+1]); res[l+1] = mid + W_down·(silu(gate)·up) */
         swb_arg sw = {gu};
         slm_ws_par_rows(c, n, swiglu_recompute_rows, &sw);
-        slm_matmul_bwd(c->dh, gw->w_down, c->dx, c->h, w->w_down, n, F, D, 0.0f);
+        slm_ws_matmul_bwd(c, c->dh, gw->w_down, c->dx, c->h, w->w_down, n, F, D, 0.0f);
         slm_ws_par_rows(c, n, swiglu_back_rows, &sw);
-        slm_matmul_bwd(c->dxn, gw->w_gate, c->dgu, xn2, w->w_gate, n, D, 2 * F, 0.0f);
+        slm_ws_matmul_bwd(c, c->dxn, gw->w_gate, c->dgu, xn2, w->w_gate, n, D, 2 * F, 0.0f);
         norm_backward(c, c->dx, gw->ffn_norm, c->dxn, mid, rms2, w->ffn_norm, 1);
         /* dx holds d/d(mid); mid = res + W_o·attention(RoPE(W_q·xn1), RoPE(W_k·xn1), W_v·xn1) */
-        slm_matmul_bwd(c->datt, gw->wo, c->dx, att, w->wo, n, c->qd, D, 0.0f);
+        slm_ws_matmul_bwd(c, c->datt, gw->wo, c->dx, att, w->wo, n, c->qd, D, 0.0f);
         slm_attention_backward(c, qkv, c->datt, c->dqkv);
         slm_ws_par_rows(c, n, rope_back_rows, NULL);
-        slm_matmul_bwd(c->dxn, gw->wq, c->dqkv, xn1, w->wq, n, D, c->qkvd, 0.0f);
+        slm_ws_matmul_bwd(c, c->dxn, gw->wq, c->dqkv, xn1, w->wq, n, D, c->qkvd, 0.0f);
         norm_backward(c, c->dx, gw->attn_norm, c->dxn, res, rms1, w->attn_norm, 1);
     }
     embb_arg ea = {gt.token_embd};

@@ -1,9 +1,10 @@
 /* forward.c: the one batched forward pass (DESIGN.md decision 2) — batch checks, the layer loop,
  * the final norm and the output projection.
  *
- * Every projection is one sgemm over all n batch tokens (q|k|v together and gate|up together,
- * their weights being adjacent in the parameter block); the elementwise phases (norms, RoPE and
- * cache writes, SwiGLU) run on the thread pool by static row slices; attention is attention.c.
+ * Every projection is one product over all n batch tokens (q|k|v together and gate|up together,
+ * their weights being adjacent in the parameter block), split across the pool by workspace.c; the
+ * elementwise phases (norms, RoPE and cache writes, SwiGLU) run on the pool by static row slices;
+ * attention is attention.c.
  * The batch's keys and values are written into the cache before any token attends, so a prompt or
  * B training rows go in one call. Logits are computed only for output tokens.
  */
@@ -196,29 +197,29 @@ slm_status slm_model_forward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, c
 
         norm_arg na = {res, w->attn_norm, xn1, rms1};
         slm_ws_par_rows(c, n, norm_rows, &na);
-        slm_matmul_fwd(qkv, xn1, w->wq, n, D, c->qkvd, 0.0f);
+        slm_ws_matmul_fwd(c, qkv, xn1, w->wq, n, D, c->qkvd, 0.0f);
         rope_arg ra = {qkv, kv, l};
         slm_ws_par_rows(c, n, rope_rows, &ra);
         slm_attention_forward(c, kv, l, qkv, att);
         memcpy(mid, res, nD);
-        slm_matmul_fwd(mid, att, w->wo, n, c->qd, D, 1.0f);
+        slm_ws_matmul_fwd(c, mid, att, w->wo, n, c->qd, D, 1.0f);
 
         norm_arg nb = {mid, w->ffn_norm, xn2, rms2};
         slm_ws_par_rows(c, n, norm_rows, &nb);
-        slm_matmul_fwd(gu, xn2, w->w_gate, n, D, 2 * F, 0.0f);
+        slm_ws_matmul_fwd(c, gu, xn2, w->w_gate, n, D, 2 * F, 0.0f);
         swiglu_arg sa = {gu, c->h};
         slm_ws_par_rows(c, n, swiglu_rows, &sa);
         memcpy(res_next, mid, nD);
-        slm_matmul_fwd(res_next, c->h, w->w_down, n, F, D, 1.0f);
+        slm_ws_matmul_fwd(c, res_next, c->h, w->w_down, n, F, D, 1.0f);
     }
     norm_arg nf = {c->res + cfg->n_layers * sD, m->w.output_norm, c->xnf, c->rmsf};
     slm_ws_par_rows(c, n, norm_rows, &nf);
     if (c->all_outputs) {
-        slm_matmul_fwd(c->logits, c->xnf, m->w.output, n, D, cfg->n_vocab, 0.0f);
+        slm_ws_matmul_fwd(c, c->logits, c->xnf, m->w.output, n, D, cfg->n_vocab, 0.0f);
     } else if (c->n_outputs > 0) {
         gather_arg ga = {c->xnf, c->gather};
         slm_ws_par_rows(c, c->n_outputs, gather_rows, &ga);
-        slm_matmul_fwd(c->logits, c->gather, m->w.output, c->n_outputs, D, cfg->n_vocab, 0.0f);
+        slm_ws_matmul_fwd(c, c->logits, c->gather, m->w.output, c->n_outputs, D, cfg->n_vocab, 0.0f);
     }
     c->state = 1;
     return SLM_OK;

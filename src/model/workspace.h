@@ -71,6 +71,11 @@ struct slm_ctx {
     float *dgu;     /* (N, 2F) */
     slm_layer_tensors *glayers; /* (L) views into the caller's gradient block */
 
+    /* below these sizes work runs on the caller (waking the pool costs more than it saves);
+     * tests lower them to force the splits */
+    double split_min_macs;      /* a product's n·in·out */
+    double att_split_min;       /* attention's estimated multiply-adds */
+
     float *rope_cos, *rope_sin; /* (ctx_len, hd/2) */
     float *scratch;             /* (nth, scratch_per_thread) attention blocks */
     size_t scratch_per_thread;
@@ -86,6 +91,14 @@ static inline size_t slm_ws_stride(const slm_ctx *c, size_t row_floats) {
 /* Calls fn(c, arg, r0, r1) on the pool, rows [0, n) split statically into contiguous slices. */
 typedef void (*slm_rows_fn)(slm_ctx *c, void *arg, int r0, int r1);
 void slm_ws_par_rows(slm_ctx *c, int n, slm_rows_fn fn, void *arg);
+
+/* The linear-layer products of kernels/matmul.c, split across the pool: each thread runs one
+ * single-threaded sgemm on its slice (rows of the batch when there are enough, else columns of
+ * the output; weight gradients by rows of W). Every output element is computed by one call. */
+void slm_ws_matmul_fwd(slm_ctx *c, float *y, const float *x, const float *w, int n, int in, int out,
+                       float beta);
+void slm_ws_matmul_bwd(slm_ctx *c, float *dx, float *dw, const float *dy, const float *x,
+                       const float *w, int n, int in, int out, float beta_dx);
 
 /* Attention of layer l over the batch (attention.c). Forward: reads q from qkv and K/V from the
  * cache, writes att. Backward: reads q/k/v from qkv (every key is a batch token), datt; writes
