@@ -11,6 +11,7 @@
 
 #include "slm.h"
 #include "kernels/kernels.h"
+#include "kernels/blas_threads.h"
 #include "model/workspace.h" /* to force or forbid the pool splits */
 #include "util/testutil.h"
 
@@ -241,6 +242,8 @@ static void test_threads_split_products(void **state) {
     tbatch t;
     random_tokens(&t, 2, 32, 512, 3);
     size_t np = m->n_params;
+    int blas_before = slm_blas_threads();
+    slm_blas_set_threads(1); /* the library splits products only when OpenBLAS runs one thread */
     float *g1 = malloc(sizeof(float) * np), *g3 = malloc(sizeof(float) * np), *g3b = malloc(sizeof(float) * np);
     slm_pool *pool = slm_pool_new(3, tu_err());
     double l1 = grads_of(m, NULL, &t, g1), l3 = grads_split(m, pool, &t, g3, SPLIT_ALL),
@@ -266,6 +269,7 @@ static void test_threads_split_products(void **state) {
         free(z[0]);
         free(z[1]);
     }
+    slm_blas_set_threads(blas_before);
     slm_pool_free(pool);
     free(g1);
     free(g3);

@@ -9,13 +9,15 @@
  * forward and backward alternate sgemms with elementwise and attention phases dozens of times per
  * step; with two thread pools (OpenBLAS's workers spin-yielding after each product, ours waking
  * for the next phase) they fight for the cores. One pool doing everything, with OpenBLAS set to
- * one thread (slm_blas_set_threads(1)), measured ~13% faster on the 15M shape (bench_train).
+ * one thread (slm_blas_set_threads(1)), measured ~15% faster on the 15M shape (bench_train).
+ * When the caller has given OpenBLAS more than one thread, the products are left to it whole.
  */
 #include "model/workspace.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/blas_threads.h"
 #include "kernels/kernels.h"
 
 typedef struct {
@@ -166,6 +168,10 @@ typedef struct {
 
 static int split_rows(const slm_ctx *c, int n) { return n >= 16 * c->nth; }
 
+static int run_whole(const slm_ctx *c, int n, int in, int out) {
+    return c->nth == 1 || (double)n * in * out < c->split_min_macs || slm_blas_threads() > 1;
+}
+
 static void mm_fwd_tramp(void *ctx, int ith, int nth) {
     const mm_job *j = ctx;
     size_t b, e;
@@ -186,7 +192,7 @@ static void mm_fwd_tramp(void *ctx, int ith, int nth) {
 
 void slm_ws_matmul_fwd(slm_ctx *c, float *y, const float *x, const float *w, int n, int in, int out,
                        float beta) {
-    if (c->nth == 1 || (double)n * in * out < c->split_min_macs) {
+    if (run_whole(c, n, in, out)) {
         slm_matmul_fwd(y, x, w, n, in, out, beta);
         return;
     }
@@ -222,7 +228,7 @@ static void mm_dw_tramp(void *ctx, int ith, int nth) {
 
 void slm_ws_matmul_bwd(slm_ctx *c, float *dx, float *dw, const float *dy, const float *x,
                        const float *w, int n, int in, int out, float beta_dx) {
-    if (c->nth == 1 || (double)n * in * out < c->split_min_macs) {
+    if (run_whole(c, n, in, out)) {
         slm_matmul_bwd(dx, dw, dy, x, w, n, in, out, beta_dx);
         return;
     }

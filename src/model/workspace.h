@@ -94,7 +94,8 @@ void slm_ws_par_rows(slm_ctx *c, int n, slm_rows_fn fn, void *arg);
 
 /* The linear-layer products of kernels/matmul.c, split across the pool: each thread runs one
  * single-threaded sgemm on its slice (rows of the batch when there are enough, else columns of
- * the output; weight gradients by rows of W). Every output element is computed by one call. */
+ * the output; weight gradients by rows of W). Every output element is computed by one call.
+ * Small products, and all of them when OpenBLAS was given more than one thread, run whole. */
 void slm_ws_matmul_fwd(slm_ctx *c, float *y, const float *x, const float *w, int n, int in, int out,
                        float beta);
 void slm_ws_matmul_bwd(slm_ctx *c, float *dx, float *dw, const float *dy, const float *x,
