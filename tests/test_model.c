@@ -428,6 +428,45 @@ static void test_loss_api(void **state) {
     slm_model_free(m);
 }
 
+/* A loss computed by the caller on a subset of output tokens (slm_ctx_dlogits, the gather and
+ * scatter of the output rows) gives the gradients slm_model_loss gives with the others ignored. */
+static void test_backward_output_subset(void **state) {
+    (void)state;
+    slm_model_config cfg = tiny_cfg(1);
+    slm_model *m = rand_model(&cfg, 45);
+    tbatch t;
+    random_tokens(&t, 2, 7, 32, 12);
+    int n_out = 0;
+    for (int i = 0; i < t.n; i++) {
+        t.out[i] = (int8_t)(i % 3 == 1);
+        n_out += t.out[i];
+    }
+    tbatch tfull = t;
+    for (int i = 0; i < t.n; i++)
+        if (!t.out[i]) tfull.tgt[i] = -1;
+    float *g_full = malloc(sizeof(float) * m->n_params), *g_sub = calloc(m->n_params, sizeof(float));
+    grads_of(m, NULL, &tfull, g_full);
+
+    slm_ctx *c = slm_ctx_new(&cfg, MAXT, 1, NULL, tu_err());
+    slm_kv_cache *kv = slm_kv_cache_new(&cfg, 2, 16, tu_err());
+    assert_null(slm_ctx_dlogits(c)); /* nothing run yet */
+    slm_batch b = as_batch(&t, 1);
+    TU_OK(slm_model_forward(m, c, kv, &b, tu_err()));
+    assert_int_equal(slm_ctx_n_outputs(c), n_out);
+    int counted;
+    assert_true(isnan(slm_model_loss(c, t.tgt, 1.0f, &counted))); /* not every token has logits */
+    float *d = slm_ctx_dlogits(c);
+    for (int i = 0, row = 0; i < t.n; i++)
+        if (t.out[i]) slm_cross_entropy_row(d + (size_t)row++ * 32, 32, t.tgt[i], 1.0f / n_out);
+    TU_OK(slm_model_backward(m, c, kv, &b, g_sub, tu_err()));
+    assert_true(tu_max_excess(g_sub, g_full, m->n_params, 0) <= SAME_TOL * max_abs(g_full, m->n_params));
+    slm_ctx_free(c);
+    slm_kv_cache_free(kv);
+    free(g_full);
+    free(g_sub);
+    slm_model_free(m);
+}
+
 /* ---- errors ---- */
 
 static void expect_range(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, tbatch *t, const char *needle) {
@@ -785,6 +824,7 @@ int main(void) {
         cmocka_unit_test(test_batched_equals_token_by_token),
         cmocka_unit_test(test_sequences_share_a_batch),
         cmocka_unit_test(test_loss_api),
+        cmocka_unit_test(test_backward_output_subset),
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_presets),

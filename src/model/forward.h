@@ -40,7 +40,11 @@ void slm_kv_cache_free(slm_kv_cache *kv);
 void slm_kv_cache_clear(slm_kv_cache *kv, int slot);
 
 /* The workspace of one forward pass: activations for up to max_tokens batch tokens, sized once.
- * With train != 0 every activation the backward pass needs is kept. pool may be NULL. */
+ * With train != 0 every activation the backward pass needs is kept. pool may be NULL (one
+ * thread). Threads: with a pool and OpenBLAS at one thread (slm_blas_set_threads(1)) the library
+ * splits every product across the pool itself — the fastest arrangement for training; with
+ * OpenBLAS at several threads the products are left to OpenBLAS whole (lower latency for one-token
+ * decoding). Results are deterministic run to run for a given thread arrangement. */
 typedef struct slm_ctx slm_ctx;
 slm_ctx *slm_ctx_new(const slm_model_config *cfg, int max_tokens, int train, slm_pool *pool,
                      slm_err *err);
