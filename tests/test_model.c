@@ -318,6 +318,17 @@ static void test_batched_equals_token_by_token(void **state) {
         logits_of_run(m, c, kv, &all, one);
         assert_int_equal(slm_ctx_n_outputs(c), 1);
         assert_true(tu_max_excess(one, ref + (T - 1) * V, (size_t)V, 0) <= SAME_TOL * scale);
+        /* a workspace with room for one output row: the same; asking for all is out of range */
+        slm_ctx *c1 = slm_ctx_new_outputs(&cfg, T, 1, 0, NULL, tu_err());
+        assert_non_null(c1);
+        logits_of_run(m, c1, kv, &all, one);
+        assert_true(tu_max_excess(one, ref + (T - 1) * V, (size_t)V, 0) <= SAME_TOL * scale);
+        slm_batch every = as_batch(&all, 0);
+        slm_err e;
+        assert_int_equal(slm_model_forward(m, c1, kv, &every, &e), SLM_ERR_RANGE);
+        assert_non_null(strstr(e.msg, "outputs"));
+        assert_null(slm_ctx_new_outputs(&cfg, T, T + 1, 0, NULL, &e));
+        slm_ctx_free(c1);
         free(ref);
         free(one);
         slm_ctx_free(c);

@@ -82,6 +82,9 @@ static slm_status prepare(const slm_model *m, slm_ctx *c, const slm_kv_cache *kv
     for (int i = 0; i < n; i++)
         if (!b->output || b->output[i]) c->out_rows[c->n_outputs++] = i;
     c->all_outputs = c->n_outputs == n;
+    if (c->n_outputs > c->max_outputs)
+        return slm_err_set(err, SLM_ERR_RANGE, "forward: batch asks for %d outputs; the workspace holds %d",
+                           c->n_outputs, c->max_outputs);
     c->n_runs = 0;
     for (int i = 0; i < n; i++) {
         if (i > 0 && c->seq[i] == c->seq[i - 1] && c->pos[i] == c->pos[i - 1] + 1) {

@@ -48,6 +48,11 @@ void slm_kv_cache_clear(slm_kv_cache *kv, int slot);
 typedef struct slm_ctx slm_ctx;
 slm_ctx *slm_ctx_new(const slm_model_config *cfg, int max_tokens, int train, slm_pool *pool,
                      slm_err *err);
+/* The same with room for logits of at most max_outputs tokens per batch (<= max_tokens): a
+ * prompt of thousands of tokens that wants the last token's logits needs one row of V, not
+ * thousands. A batch asking for more outputs is SLM_ERR_RANGE. slm_ctx_new: max_outputs = max_tokens. */
+slm_ctx *slm_ctx_new_outputs(const slm_model_config *cfg, int max_tokens, int max_outputs, int train,
+                             slm_pool *pool, slm_err *err);
 void slm_ctx_free(slm_ctx *c);
 /* Logits of the last forward: one row of V floats per output token, in batch order. */
 float *slm_ctx_logits(slm_ctx *c);

@@ -27,9 +27,19 @@ typedef struct {
 
 slm_ctx *slm_ctx_new(const slm_model_config *cfg, int max_tokens, int train, slm_pool *pool,
                      slm_err *err) {
+    return slm_ctx_new_outputs(cfg, max_tokens, max_tokens, train, pool, err);
+}
+
+slm_ctx *slm_ctx_new_outputs(const slm_model_config *cfg, int max_tokens, int max_outputs, int train,
+                             slm_pool *pool, slm_err *err) {
     if (slm_model_config_check(cfg, err) != SLM_OK) return NULL;
     if (max_tokens < 1 || max_tokens > (1 << 24)) {
         slm_err_set(err, SLM_ERR_ARG, "workspace: max_tokens %d must be in [1, %d]", max_tokens, 1 << 24);
+        return NULL;
+    }
+    if (max_outputs < 1 || max_outputs > max_tokens) {
+        slm_err_set(err, SLM_ERR_ARG, "workspace: max_outputs %d must be in [1, max_tokens %d]",
+                    max_outputs, max_tokens);
         return NULL;
     }
     slm_ctx *c = calloc(1, sizeof *c);
@@ -39,6 +49,7 @@ slm_ctx *slm_ctx_new(const slm_model_config *cfg, int max_tokens, int train, slm
     }
     c->cfg = *cfg;
     c->max_tokens = max_tokens;
+    c->max_outputs = max_outputs;
     c->train = train ? 1 : 0;
     c->pool = pool;
     c->nth = slm_pool_size(pool);
@@ -81,8 +92,8 @@ slm_ctx *slm_ctx_new(const slm_model_config *cfg, int max_tokens, int train, slm
         {(void **)&c->h, N * F * f},
         {(void **)&c->xnf, N * D * f},
         {(void **)&c->rmsf, N * f},
-        {(void **)&c->gather, N * D * f},
-        {(void **)&c->logits, N * V * f},
+        {(void **)&c->gather, (size_t)max_outputs * D * f},
+        {(void **)&c->logits, (size_t)max_outputs * V * f},
         {(void **)&c->row_loss, N * sizeof(double)},
         {(void **)&c->dx, c->train ? N * D * f : 0},
         {(void **)&c->dxn, c->train ? N * D * f : 0},

@@ -28,7 +28,7 @@ typedef struct {
 
 struct slm_ctx {
     slm_model_config cfg;
-    int max_tokens, train;
+    int max_tokens, max_outputs, train;
     slm_pool *pool;
     int nth;                      /* threads of pool (1 without one) */
     int hd, qd, kvd, qkvd;
@@ -58,8 +58,8 @@ struct slm_ctx {
     float *h;       /* (N, F): silu(gate)·up (recomputed in the backward) */
     float *xnf;     /* (N, D): output_norm output */
     float *rmsf;    /* (N) */
-    float *gather;  /* (N, D): xnf rows of output tokens when not every token outputs */
-    float *logits;  /* (N, V): one row per output token; d(loss)/d(logits) after the loss */
+    float *gather;  /* (max_outputs, D): xnf rows of output tokens when not every token outputs */
+    float *logits;  /* (max_outputs, V): one row per output token; d(loss)/d(logits) after the loss */
     double *row_loss; /* (N) */
 
     /* backward (train only) */
