@@ -16,6 +16,9 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text with a GGUF's tokenizer"},
     {"train", cmd_train, "train or fine-tune a Llama-family model on a text corpus"},
     {"generate", cmd_generate, "generate text from a model, streamed as it is produced"},
+    {"quantize", cmd_quantize, "convert a model's tensors to GGUF block formats (q8_0, q4_0, q4_k, q6_k, f16)"},
+    {"bench", cmd_bench, "measure prompt and generation speed against the machine's limits"},
+    {"perplexity", cmd_perplexity, "perplexity of a model on a text, and KL divergence to a reference"},
 };
 
 static void usage(FILE *f) {
