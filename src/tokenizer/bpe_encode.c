@@ -252,6 +252,7 @@ static void cache_put(piece_cache *c, cache_slot *slot, size_t start, size_t n, 
 
 slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t len, int add_bos,
                                 int32_t **ids, size_t *n_ids, slm_err *err) {
+    if (t->kind == SLM_TOK_KIND_SPM) return slm_tok_spm_encode(t, text, len, add_bos, ids, n_ids, err);
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return slm_err_set(err, SLM_ERR_ARG, "tokenizer: encode of NULL text");
@@ -277,6 +278,13 @@ slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t
             continue;
         }
         size_t before = out.n;
+        if (t->ignore_merges) { /* llama3: a piece that is a whole token is that token */
+            int32_t whole = slm_tok_sym_find(t, text + start, n);
+            if (whole >= 0 && whole < t->n_vocab) {
+                if (slm_tok_ids_push(&out, whole) != SLM_OK) goto nomem;
+                continue;
+            }
+        }
         if (slm_tok_encode_piece(t, &w, (const uint8_t *)text + start, n, SLM_TOK_HEAP_FROM,
                                  &out) != SLM_OK)
             goto nomem;

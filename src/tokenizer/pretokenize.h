@@ -15,8 +15,27 @@
 
 typedef struct slm_pretok slm_pretok;
 
+/* The pre-split rules slm knows, by what llama.cpp's tokenizer.ggml.pre maps them to. */
+typedef enum {
+    SLM_PRE_GPT2 = 0, /* GPT-2's regex */
+    SLM_PRE_LLAMA3,   /* Llama 3 ("llama-bpe"): digits in 1-3 groups, \r\n-aware whitespace */
+    SLM_PRE_QWEN2,    /* Qwen2/2.5/3: as Llama 3 but every digit alone */
+    SLM_PRE_SMOLLM,   /* StarCoder/SmolLM: every digit alone, then GPT-2's regex */
+} slm_pre_kind;
+
+typedef struct {
+    slm_pre_kind kind;
+    int ignore_merges; /* llama.cpp's ignore_merges for this name (llama3 family) */
+    int add_bos;       /* llama.cpp's add_bos default for this name (before the GGUF key) */
+} slm_pre_info;
+
+/* Maps a tokenizer.ggml.pre name to its rules; 0 when slm does not know it. */
+int slm_pretok_lookup(const char *name, size_t len, slm_pre_info *info);
+
 /* Compiles GPT-2's pattern (JIT-compiled when PCRE2 has JIT). */
 slm_pretok *slm_pretok_new(slm_err *err);
+/* Compiles the pattern of a kind. */
+slm_pretok *slm_pretok_new_kind(slm_pre_kind kind, slm_err *err);
 void slm_pretok_free(slm_pretok *p);
 
 typedef struct {

@@ -1,11 +1,19 @@
-/* tokenizer.h: byte-level BPE (GPT-2 style), trained here or loaded from a GGUF.
+/* tokenizer.h: the tokenizers of GGUF models — byte-level BPE (GPT-2 style, trained here or
+ * loaded) and SentencePiece-style vocabularies (Llama 2, TinyLlama, llama2.c's stories models).
  *
- * Text is pre-split with GPT-2's regex (PCRE2, Unicode classes), each piece is mapped to bytes and
- * merged by rank. Every byte has a token, so any byte string (invalid UTF-8 included) encodes, and
- * decode(encode(x)) == x. In GGUF the vocabulary is stored the way llama.cpp reads it:
- * tokenizer.ggml.model = "gpt2", tokenizer.ggml.pre, tokenizer.ggml.tokens (byte-to-unicode mapped
- * strings), tokenizer.ggml.token_type, tokenizer.ggml.merges ("a b"), and the special token ids
+ * Byte-level BPE (tokenizer.ggml.model = "gpt2"): text is pre-split with the regex that
+ * tokenizer.ggml.pre names (GPT-2's, Llama 3's "llama-bpe", Qwen2's "qwen2", SmolLM's "smollm";
+ * PCRE2, Unicode classes), each piece is mapped to bytes and merged by rank. Every byte has a
+ * token, so any byte string (invalid UTF-8 included) encodes, and decode(encode(x)) == x. In GGUF
+ * the vocabulary is stored the way llama.cpp reads it: tokenizer.ggml.model = "gpt2",
+ * tokenizer.ggml.pre, tokenizer.ggml.tokens (byte-to-unicode mapped strings),
+ * tokenizer.ggml.token_type, tokenizer.ggml.merges ("a b"), and the special token ids
  * tokenizer.ggml.bos_token_id / eos / padding / unknown.
+ *
+ * SentencePiece (tokenizer.ggml.model = "llama"): tokens hold U+2581 for spaces, scores, and
+ * "<0xNN>" byte tokens; encode adds a space before the text (tokenizer.ggml.add_space_prefix,
+ * default true), merges adjacent pieces by highest score as llama.cpp does, and falls back to
+ * byte tokens. decode drops that one leading space again (see slm_tokenizer_decode).
  */
 #ifndef SLM_TOKENIZER_TOKENIZER_H
 #define SLM_TOKENIZER_TOKENIZER_H
@@ -43,8 +51,8 @@ typedef struct {
 slm_status slm_tokenizer_train(const char *text, size_t len, const slm_tokenizer_train_opts *opts,
                                slm_tokenizer **out, slm_err *err);
 
-/* Loads the tokenizer stored in a GGUF (tokenizer.ggml.model = "gpt2"). Any other model gets
- * SLM_ERR_UNSUPPORTED naming it. */
+/* Loads the tokenizer stored in a GGUF (tokenizer.ggml.model = "gpt2" or "llama"). Any other
+ * model ("bert", "t5", ...) or an unknown tokenizer.ggml.pre gets SLM_ERR_UNSUPPORTED naming it. */
 slm_tokenizer *slm_tokenizer_load(const slm_gguf *g, slm_err *err);
 
 /* Adds the tokenizer.ggml.* keys to a writer. */
@@ -69,7 +77,10 @@ slm_status slm_tokenizer_encode(const slm_tokenizer *t, const char *text, size_t
 const char *slm_tokenizer_token_bytes(const slm_tokenizer *t, int32_t id, size_t *len);
 
 /* Decodes ids into a malloc'd buffer (NUL-terminated; *len excludes the NUL). Control tokens
- * decode to nothing. An id out of range is SLM_ERR_RANGE. */
+ * decode to nothing. An id out of range is SLM_ERR_RANGE.
+ * SentencePiece with add_space_prefix: the first token that decodes to anything loses one leading
+ * space (the one encode added), so decode(encode(x)) == x with or without BOS. (llama.cpp's
+ * detokenizer strips it only when the ids do not start with BOS; slm strips it either way.) */
 slm_status slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size_t n_ids, char **out,
                                 size_t *len, slm_err *err);
 
@@ -98,5 +109,14 @@ int slm_tokenizer_n_merges(const slm_tokenizer *t);
  * (trained here: 1; loaded: the file's value, default 0 as in llama.cpp for gpt2). encode only
  * adds one when its add_bos argument says so. */
 int slm_tokenizer_add_bos_default(const slm_tokenizer *t);
+
+/* 1 when the vocabulary is SentencePiece-style with add_space_prefix: the first generated piece
+ * after BOS (no text before it) should drop one leading space, as slm_tokenizer_decode does;
+ * slm_tokenizer_token_bytes itself always includes the space. 0 otherwise. */
+int slm_tokenizer_add_space_prefix(const slm_tokenizer *t);
+
+/* "gpt2" or "llama" (tokenizer.ggml.model), and tokenizer.ggml.pre ("gpt-2", "llama-bpe", ...). */
+const char *slm_tokenizer_model_name(const slm_tokenizer *t);
+const char *slm_tokenizer_pre_name(const slm_tokenizer *t);
 
 #endif

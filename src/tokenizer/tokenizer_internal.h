@@ -109,8 +109,19 @@ struct slm_tokenizer {
     bool add_bos;          /* tokenizer.ggml.add_bos_token */
     char pre[32];          /* tokenizer.ggml.pre to write back */
 
-    slm_pretok *pretok;    /* compiled pre-split regex (read-only after build) */
+    slm_pretok *pretok;    /* compiled pre-split regex (read-only after build; BPE only) */
+    bool ignore_merges;    /* BPE: a piece that is a whole token is that token (llama3) */
+
+    /* SentencePiece ("llama") vocabularies; see spm.c. kind is SLM_TOK_KIND_*. */
+    int kind;
+    bool add_space_prefix; /* tokenizer.ggml.add_space_prefix (SPM default true) */
+    float *score;          /* [n_vocab] tokenizer.ggml.scores (SPM only) */
+    int32_t *text_slots;   /* SPM: stored text -> id of the tokens encode may produce
+                            * (NORMAL, USER_DEFINED); open addressing, -1 empty */
+    size_t text_cap;       /* power of two */
 };
+
+enum { SLM_TOK_KIND_BPE = 0, SLM_TOK_KIND_SPM = 1 };
 
 /* Builds a tokenizer from its stored form: token texts (mapped form) with optional types
  * (NULL: all NORMAL) and merges "left right". Special ids are -1, add_bos false, pre "gpt-2";
@@ -119,6 +130,22 @@ struct slm_tokenizer {
 slm_status slm_tok_build(const slm_tok_str *tokens, size_t n_tokens, const int32_t *types,
                          const slm_tok_str *merges, size_t n_merges, const char *what,
                          slm_tokenizer **out, slm_err *err);
+
+/* The symbol whose raw bytes are raw[0..n), or -1 (vocab.c). */
+int32_t slm_tok_sym_find(const slm_tokenizer *t, const char *raw, size_t n);
+
+/* ---- spm.c: SentencePiece-style vocabularies ---- */
+
+/* Builds an SPM tokenizer from token texts (with U+2581 for spaces, "<0xNN>" byte tokens),
+ * types (NULL: all NORMAL) and scores. Special ids are -1, add_bos and add_space_prefix true;
+ * the caller sets them. Errors name the key (duplicate token, sizes). */
+slm_status slm_tok_build_spm(const slm_tok_str *tokens, size_t n_tokens, const int32_t *types,
+                             const float *scores, const char *what, slm_tokenizer **out,
+                             slm_err *err);
+
+/* Encodes as llama.cpp's llm_tokenizer_spm (see spm.c); same contract as slm_tokenizer_encode. */
+slm_status slm_tok_spm_encode(const slm_tokenizer *t, const char *text, size_t len, int add_bos,
+                              int32_t **ids, size_t *n_ids, slm_err *err);
 
 /* Looks up the merge of symbols (l, r); returns its rank, or -1 (and *res untouched) if none. */
 static inline int32_t slm_tok_pair_find(const slm_tokenizer *t, int32_t l, int32_t r, int32_t *res) {

@@ -47,6 +47,11 @@ static int32_t str_find(const slm_tokenizer *t, const char *raw, size_t n, size_
     return -1;
 }
 
+int32_t slm_tok_sym_find(const slm_tokenizer *t, const char *raw, size_t n) {
+    size_t slot;
+    return t->str_slots ? str_find(t, raw, n, &slot) : -1;
+}
+
 static slm_status raw_append(slm_tokenizer *t, const char *raw, size_t n, uint64_t *off) {
     if (t->raw_len + n > t->raw_cap) {
         size_t cap = t->raw_cap ? t->raw_cap : 4096;
@@ -274,6 +279,8 @@ void slm_tokenizer_free(slm_tokenizer *t) {
     free(t->merge_text);
     free(t->merge_off);
     slm_pretok_free(t->pretok);
+    free(t->score);
+    free(t->text_slots);
     free(t);
 }
 
@@ -286,6 +293,13 @@ int32_t slm_tokenizer_pad(const slm_tokenizer *t) { return t->pad; }
 int32_t slm_tokenizer_unk(const slm_tokenizer *t) { return t->unk; }
 int slm_tokenizer_n_merges(const slm_tokenizer *t) { return t->n_merges; }
 int slm_tokenizer_add_bos_default(const slm_tokenizer *t) { return t->add_bos; }
+int slm_tokenizer_add_space_prefix(const slm_tokenizer *t) {
+    return t->kind == SLM_TOK_KIND_SPM && t->add_space_prefix;
+}
+const char *slm_tokenizer_model_name(const slm_tokenizer *t) {
+    return t->kind == SLM_TOK_KIND_SPM ? "llama" : "gpt2";
+}
+const char *slm_tokenizer_pre_name(const slm_tokenizer *t) { return t->pre; }
 
 int slm_tokenizer_token_type(const slm_tokenizer *t, int32_t id) {
     return id >= 0 && id < t->n_vocab ? t->type[id] : 0;
@@ -317,10 +331,18 @@ slm_status slm_tokenizer_decode(const slm_tokenizer *t, const int32_t *ids, size
     }
     char *s = malloc(total + 1);
     if (!s) return slm_err_set(err, SLM_ERR_NOMEM, "tokenizer: out of memory decoding %zu ids", n_ids);
+    /* SentencePiece with add_space_prefix: encode put a space before the text, so the first
+     * token that decodes to anything gives up one leading space (see tokenizer.h) */
+    int strip = t->kind == SLM_TOK_KIND_SPM && t->add_space_prefix;
     size_t k = 0;
     for (size_t i = 0; i < n_ids; i++) {
+        const char *p = t->dec + t->dec_off[ids[i]];
         size_t n = (size_t)(t->dec_off[ids[i] + 1] - t->dec_off[ids[i]]);
-        memcpy(s + k, t->dec + t->dec_off[ids[i]], n);
+        if (strip && n) {
+            if (p[0] == ' ') p++, n--;
+            strip = 0;
+        }
+        memcpy(s + k, p, n);
         k += n;
     }
     s[k] = 0;
