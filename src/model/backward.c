@@ -125,6 +125,13 @@ slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, 
     (void)kv; /* keys and values are read from the workspace's copy of q|k|v */
     if (!m || !c || !grads)
         return slm_err_set(err, SLM_ERR_ARG, "backward: model, workspace and gradient block are required");
+    if (m->mapped || m->cfg.arch != SLM_ARCH_LLAMA || m->cfg.rope_neox || m->cfg.qkv_bias ||
+        m->cfg.qk_norm)
+        return slm_err_set(err, SLM_ERR_UNSUPPORTED,
+                           "backward: training is supported for fp32 llama models only (this one is %s%s%s); "
+                           "load an F32/F16 llama GGUF with slm_model_load to train",
+                           slm_arch_name(m->cfg.arch), m->mapped ? ", with mapped (possibly quantized) weights" : "",
+                           m->cfg.rope_neox ? ", NEOX RoPE" : "");
     if (!c->train)
         return slm_err_set(err, SLM_ERR_ARG, "backward: the workspace was not created with train = 1");
     if (c->state != 2)

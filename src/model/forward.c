@@ -14,13 +14,15 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/qmatmul.h"
 
 static int cfg_same(const slm_model_config *a, const slm_model_config *b) {
     return a->n_vocab == b->n_vocab && a->dim == b->dim && a->n_layers == b->n_layers &&
            a->n_heads == b->n_heads && a->n_kv_heads == b->n_kv_heads &&
            a->hidden_dim == b->hidden_dim && a->ctx_len == b->ctx_len &&
            a->rope_theta == b->rope_theta && a->norm_eps == b->norm_eps &&
-           a->tied_output == b->tied_output;
+           a->tied_output == b->tied_output && a->arch == b->arch && a->head_dim == b->head_dim &&
+           a->rope_neox == b->rope_neox && a->qkv_bias == b->qkv_bias && a->qk_norm == b->qk_norm;
 }
 
 static int cmp_key(const void *pa, const void *pb) {
@@ -41,7 +43,10 @@ static slm_status prepare(const slm_model *m, slm_ctx *c, const slm_kv_cache *kv
     const slm_model_config *cfg = &m->cfg;
     const slm_layer_tensors *L0 = m->w.layers;
     size_t D = (size_t)cfg->dim;
-    for (int l = 0; l < cfg->n_layers; l++)
+    if (m->mapped && c->train)
+        return slm_err_set(err, SLM_ERR_UNSUPPORTED,
+                           "forward: a model with mapped (inference) weights cannot run a training workspace");
+    for (int l = 0; l < cfg->n_layers && !m->mapped; l++)
         if (L0[l].wk != L0[l].wq + (size_t)c->qd * D || L0[l].wv != L0[l].wk + (size_t)c->kvd * D ||
             L0[l].w_up != L0[l].w_gate + (size_t)cfg->hidden_dim * D)
             return slm_err_set(err, SLM_ERR_ARG,
@@ -115,6 +120,10 @@ typedef struct {
 static void embed_rows(slm_ctx *c, void *arg, int r0, int r1) {
     const embed_arg *a = arg;
     size_t D = (size_t)c->cfg.dim;
+    if (a->m->mapped) { /* dequantize just the rows the batch needs */
+        for (int i = r0; i < r1; i++) slm_qmat_row(&a->m->mapped->token_embd, c->tok[i], c->res + i * D);
+        return;
+    }
     slm_embedding_fwd(c->res + r0 * D, a->m->w.token_embd, c->tok + r0, r1 - r0, (int)D);
 }
 
@@ -133,17 +142,52 @@ typedef struct {
     float *qkv;
     slm_kv_cache *kv;
     int l;
+    const slm_layer_weights *lw; /* biases and q/k norms (mapped models) */
 } rope_arg;
 
+/* NEOX-style RoPE (llama.cpp's LLAMA_ROPE_TYPE_NEOX, qwen2/qwen3): rotates (x[i], x[i + hd/2]). */
+static void rope_neox_fwd(float *x, int n_heads, int hd, const float *cs, const float *sn) {
+    int half = hd / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *xh = x + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            float x0 = xh[i], x1 = xh[i + half];
+            xh[i] = x0 * cs[i] - x1 * sn[i];
+            xh[i + half] = x0 * sn[i] + x1 * cs[i];
+        }
+    }
+}
+
+static void add_bias(float *x, const float *b, int n) {
+    for (int i = 0; i < n; i++) x[i] += b[i];
+}
+
+/* Per row: biases (qwen2), per-head q/k RMSNorm (qwen3), RoPE on q and k, then k and v into the
+ * cache. */
 static void rope_rows(slm_ctx *c, void *arg, int r0, int r1) {
     const rope_arg *a = arg;
     int hd = c->hd, half = hd / 2, kvd = c->kvd;
     const slm_kv_cache *kv = a->kv;
+    const slm_layer_weights *lw = a->lw;
     for (int i = r0; i < r1; i++) {
         float *row = a->qkv + (size_t)i * c->qkvd;
         const float *cs = c->rope_cos + (size_t)c->pos[i] * half, *sn = c->rope_sin + (size_t)c->pos[i] * half;
-        slm_rope_fwd(row, c->cfg.n_heads, hd, cs, sn);
-        slm_rope_fwd(row + c->qd, c->cfg.n_kv_heads, hd, cs, sn);
+        if (lw && lw->bq) {
+            add_bias(row, lw->bq, c->qd);
+            add_bias(row + c->qd, lw->bk, kvd);
+            add_bias(row + c->qd + kvd, lw->bv, kvd);
+        }
+        if (lw && lw->q_norm) {
+            slm_rmsnorm_fwd(row, NULL, row, lw->q_norm, c->cfg.n_heads, hd, c->cfg.norm_eps);
+            slm_rmsnorm_fwd(row + c->qd, NULL, row + c->qd, lw->k_norm, c->cfg.n_kv_heads, hd, c->cfg.norm_eps);
+        }
+        if (c->cfg.rope_neox) {
+            rope_neox_fwd(row, c->cfg.n_heads, hd, cs, sn);
+            rope_neox_fwd(row + c->qd, c->cfg.n_kv_heads, hd, cs, sn);
+        } else {
+            slm_rope_fwd(row, c->cfg.n_heads, hd, cs, sn);
+            slm_rope_fwd(row + c->qd, c->cfg.n_kv_heads, hd, cs, sn);
+        }
         size_t at = (((size_t)a->l * (size_t)kv->n_slots + (size_t)c->seq[i]) * (size_t)kv->ctx_len +
                      (size_t)c->pos[i]) * (size_t)kvd;
         memcpy(kv->k + at, row + c->qd, sizeof(float) * (size_t)kvd);
@@ -191,38 +235,63 @@ slm_status slm_model_forward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, c
 
     embed_arg ea = {m};
     slm_ws_par_rows(c, n, embed_rows, &ea);
+    const slm_mapped_weights *mw = m->mapped;
     for (int l = 0; l < cfg->n_layers; l++) {
         const slm_layer_tensors *w = &m->w.layers[l];
+        const slm_layer_weights *lw = mw ? &mw->layers[l] : NULL;
+        const float *attn_norm = lw ? lw->attn_norm : w->attn_norm, *ffn_norm = lw ? lw->ffn_norm : w->ffn_norm;
         float *res = c->res + l * sD, *res_next = c->res + (l + 1) * sD, *mid = c->mid + l * sD;
         float *xn1 = c->xn1 + l * sD, *xn2 = c->xn2 + l * sD, *rms1 = c->rms1 + l * s1,
               *rms2 = c->rms2 + l * s1, *qkv = c->qkv + l * sQKV, *att = c->att + l * sQ,
               *gu = c->gu + l * sGU;
 
-        norm_arg na = {res, w->attn_norm, xn1, rms1};
+        norm_arg na = {res, attn_norm, xn1, rms1};
         slm_ws_par_rows(c, n, norm_rows, &na);
-        slm_ws_matmul_fwd(c, qkv, xn1, w->wq, n, D, c->qkvd, 0.0f);
-        rope_arg ra = {qkv, kv, l};
+        if (lw) {
+            slm_qmatmul(c->pool, qkv, c->qkvd, xn1, n, &lw->wq, 0, c->qscratch);
+            slm_qmatmul(c->pool, qkv + c->qd, c->qkvd, xn1, n, &lw->wk, 0, c->qscratch);
+            slm_qmatmul(c->pool, qkv + c->qd + c->kvd, c->qkvd, xn1, n, &lw->wv, 0, c->qscratch);
+        } else {
+            slm_ws_matmul_fwd(c, qkv, xn1, w->wq, n, D, c->qkvd, 0.0f);
+        }
+        rope_arg ra = {qkv, kv, l, lw};
         slm_ws_par_rows(c, n, rope_rows, &ra);
         slm_attention_forward(c, kv, l, qkv, att);
         memcpy(mid, res, nD);
-        slm_ws_matmul_fwd(c, mid, att, w->wo, n, c->qd, D, 1.0f);
+        if (lw)
+            slm_qmatmul(c->pool, mid, D, att, n, &lw->wo, 1, c->qscratch);
+        else
+            slm_ws_matmul_fwd(c, mid, att, w->wo, n, c->qd, D, 1.0f);
 
-        norm_arg nb = {mid, w->ffn_norm, xn2, rms2};
+        norm_arg nb = {mid, ffn_norm, xn2, rms2};
         slm_ws_par_rows(c, n, norm_rows, &nb);
-        slm_ws_matmul_fwd(c, gu, xn2, w->w_gate, n, D, 2 * F, 0.0f);
+        if (lw) {
+            slm_qmatmul(c->pool, gu, 2 * F, xn2, n, &lw->w_gate, 0, c->qscratch);
+            slm_qmatmul(c->pool, gu + F, 2 * F, xn2, n, &lw->w_up, 0, c->qscratch);
+        } else {
+            slm_ws_matmul_fwd(c, gu, xn2, w->w_gate, n, D, 2 * F, 0.0f);
+        }
         swiglu_arg sa = {gu, c->h};
         slm_ws_par_rows(c, n, swiglu_rows, &sa);
         memcpy(res_next, mid, nD);
-        slm_ws_matmul_fwd(c, res_next, c->h, w->w_down, n, F, D, 1.0f);
+        if (lw)
+            slm_qmatmul(c->pool, res_next, D, c->h, n, &lw->w_down, 1, c->qscratch);
+        else
+            slm_ws_matmul_fwd(c, res_next, c->h, w->w_down, n, F, D, 1.0f);
     }
-    norm_arg nf = {c->res + cfg->n_layers * sD, m->w.output_norm, c->xnf, c->rmsf};
+    norm_arg nf = {c->res + cfg->n_layers * sD, mw ? mw->output_norm : m->w.output_norm, c->xnf, c->rmsf};
     slm_ws_par_rows(c, n, norm_rows, &nf);
-    if (c->all_outputs) {
-        slm_ws_matmul_fwd(c, c->logits, c->xnf, m->w.output, n, D, cfg->n_vocab, 0.0f);
-    } else if (c->n_outputs > 0) {
+    const float *xo = c->xnf;
+    if (!c->all_outputs && c->n_outputs > 0) {
         gather_arg ga = {c->xnf, c->gather};
         slm_ws_par_rows(c, c->n_outputs, gather_rows, &ga);
-        slm_ws_matmul_fwd(c, c->logits, c->gather, m->w.output, c->n_outputs, D, cfg->n_vocab, 0.0f);
+        xo = c->gather;
+    }
+    if (c->n_outputs > 0) {
+        if (mw)
+            slm_qmatmul(c->pool, c->logits, cfg->n_vocab, xo, c->n_outputs, &mw->output, 0, c->qscratch);
+        else
+            slm_ws_matmul_fwd(c, c->logits, xo, m->w.output, c->n_outputs, D, cfg->n_vocab, 0.0f);
     }
     c->state = 1;
     return SLM_OK;

@@ -26,7 +26,7 @@ slm_kv_cache *slm_kv_cache_new(const slm_model_config *cfg, int n_slots, int ctx
     kv->n_layers = cfg->n_layers;
     kv->n_slots = n_slots;
     kv->ctx_len = ctx_len;
-    kv->kv_dim = cfg->dim / cfg->n_heads * cfg->n_kv_heads;
+    kv->kv_dim = slm_model_head_dim(cfg) * cfg->n_kv_heads;
     size_t n = (size_t)kv->n_layers * (size_t)n_slots * (size_t)ctx_len * (size_t)kv->kv_dim;
     kv->k = calloc(n, sizeof(float));
     kv->v = calloc(n, sizeof(float));

@@ -65,17 +65,22 @@ slm_status slm_model_config_check(const slm_model_config *c, slm_err *err) {
     RANGE(hidden_dim, 1, 1 << 18);
     RANGE(ctx_len, 1, 1 << 20);
     RANGE(tied_output, 0, 1);
+    RANGE(arch, 0, 2);
+    RANGE(head_dim, 0, 1 << 16);
+    RANGE(rope_neox, 0, 1);
+    RANGE(qkv_bias, 0, 1);
+    RANGE(qk_norm, 0, 1);
 #undef RANGE
-    if (c->dim % c->n_heads != 0)
+    if (c->head_dim == 0 && c->dim % c->n_heads != 0)
         return slm_err_set(err, SLM_ERR_ARG, "model config: dim %d is not a multiple of n_heads %d",
                            c->dim, c->n_heads);
     if (c->n_heads % c->n_kv_heads != 0)
         return slm_err_set(err, SLM_ERR_ARG,
                            "model config: n_heads %d is not a multiple of n_kv_heads %d", c->n_heads,
                            c->n_kv_heads);
-    if ((c->dim / c->n_heads) % 2 != 0)
-        return slm_err_set(err, SLM_ERR_ARG, "model config: head_dim %d (dim %d / n_heads %d) must be even for RoPE",
-                           c->dim / c->n_heads, c->dim, c->n_heads);
+    if (slm_model_head_dim(c) % 2 != 0)
+        return slm_err_set(err, SLM_ERR_ARG, "model config: head_dim %d (dim %d, n_heads %d) must be even for RoPE",
+                           slm_model_head_dim(c), c->dim, c->n_heads);
     if (!(c->rope_theta > 0.0f) || !isfinite(c->rope_theta))
         return slm_err_set(err, SLM_ERR_ARG, "model config: rope_theta %g must be positive and finite",
                            (double)c->rope_theta);
@@ -206,8 +211,27 @@ void slm_model_carve(const slm_model_config *c, float *block, slm_model_tensors 
 
 /* ---- allocation and initialisation ---- */
 
+const char *slm_arch_name(int arch) {
+    switch (arch) {
+    case SLM_ARCH_LLAMA: return "llama";
+    case SLM_ARCH_QWEN2: return "qwen2";
+    case SLM_ARCH_QWEN3: return "qwen3";
+    default: return NULL;
+    }
+}
+
 slm_model *slm_model_new(const slm_model_config *cfg, slm_err *err) {
     if (slm_model_config_check(cfg, err) != SLM_OK) return NULL;
+    if (cfg->arch != SLM_ARCH_LLAMA || cfg->qkv_bias || cfg->qk_norm ||
+        slm_model_head_dim(cfg) * cfg->n_heads != cfg->dim) {
+        slm_err_set(err, SLM_ERR_UNSUPPORTED,
+                    "model: the fp32 (trainable) model is the llama layout only (architecture %s%s%s%s); "
+                    "load other families for inference with slm_model_load_mapped",
+                    slm_arch_name(cfg->arch), cfg->qkv_bias ? ", q/k/v biases" : "",
+                    cfg->qk_norm ? ", q/k norms" : "",
+                    slm_model_head_dim(cfg) * cfg->n_heads != cfg->dim ? ", head_dim x heads != dim" : "");
+        return NULL;
+    }
     slm_model *m = calloc(1, sizeof *m);
     if (!m) goto nomem;
     m->cfg = *cfg;
@@ -231,6 +255,10 @@ nomem:
 
 void slm_model_free(slm_model *m) {
     if (!m) return;
+    if (m->mapped) {
+        free(m->mapped->layers);
+        free(m->mapped);
+    }
     free(m->params);
     free(m->w.layers);
     free(m);

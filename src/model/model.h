@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "gguf/gguf.h"
+#include "kernels/qmatmul.h"
 
 typedef struct {
     int n_vocab;     /* V */
@@ -30,7 +31,22 @@ typedef struct {
     float rope_theta;
     float norm_eps;
     int tied_output; /* 1: output projection is token_embd (no output.weight tensor) */
+    /* Family details (all zero for llama, the trainable fp32 model's only layout): */
+    int arch;        /* slm_arch: SLM_ARCH_LLAMA (0), SLM_ARCH_QWEN2, SLM_ARCH_QWEN3 */
+    int head_dim;    /* hd; 0 means D / H (qwen3's key_length may differ) */
+    int rope_neox;   /* 1: RoPE rotates (x[i], x[i + hd/2]) (llama.cpp's NEOX mode: qwen2/3) */
+    int qkv_bias;    /* 1: attn_q/k/v add biases (qwen2) */
+    int qk_norm;     /* 1: per-head RMSNorm of q and k (weights of hd) before RoPE (qwen3) */
 } slm_model_config;
+
+typedef enum { SLM_ARCH_LLAMA = 0, SLM_ARCH_QWEN2 = 1, SLM_ARCH_QWEN3 = 2 } slm_arch;
+/* "llama", "qwen2", "qwen3" (NULL for an unknown value). */
+const char *slm_arch_name(int arch);
+
+/* The head dimension hd of a config (head_dim, or D / H when 0). */
+static inline int slm_model_head_dim(const slm_model_config *c) {
+    return c->head_dim > 0 ? c->head_dim : (c->n_heads > 0 ? c->dim / c->n_heads : 0);
+}
 
 /* Named shapes: "tiny" (~1M parameters with a 4096 vocab, for tests and the demo), "small"
  * (~15M: dim 288, 6 layers, 6 heads, hidden 768), "medium" (~42M: 512, 8, 8, 1376), "base"
@@ -59,11 +75,35 @@ typedef struct {
     float *output;       /* (V, D); equals token_embd when tied */
 } slm_model_tensors;
 
+/* One weight matrix of the inference representation (DESIGN.md decision 4): rows of ggml blocks
+ * read where they lie (the GGUF's mmap) — F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K. */
+typedef slm_qmat slm_weight;
+
+typedef struct {
+    const float *attn_norm, *ffn_norm;  /* (D) */
+    const float *bq, *bk, *bv;          /* (qd), (kvd), (kvd); NULL without qkv_bias */
+    const float *q_norm, *k_norm;       /* (hd); NULL without qk_norm */
+    slm_weight wq, wk, wv, wo;          /* (qd, D), (kvd, D), (kvd, D), (D, qd) */
+    slm_weight w_gate, w_up, w_down;    /* (F, D), (F, D), (D, F) */
+} slm_layer_weights;
+
+typedef struct {
+    slm_weight token_embd;          /* (V, D) */
+    slm_weight output;              /* (V, D); the same as token_embd when tied */
+    const float *output_norm;       /* (D) */
+    slm_layer_weights *layers;      /* (L) */
+    uint64_t weight_bytes;          /* bytes of every matrix as stored (the tied one once) */
+} slm_mapped_weights;
+
 typedef struct {
     slm_model_config cfg;
     size_t n_params;       /* floats in params (tied output counted once) */
     float *params;         /* (n_params) one block */
-    slm_model_tensors w;   /* views into params */
+    slm_model_tensors w;   /* views into params (fp32 models; NULL pointers when mapped) */
+    /* Inference models from slm_model_load_mapped: the matrices where they lie in the GGUF (which
+     * must outlive the model); params then holds only the small vectors (norms, biases) as F32.
+     * NULL for an fp32 (trainable) model. */
+    slm_mapped_weights *mapped;
 } slm_model;
 
 /* Allocates a model with zeroed parameters. */
@@ -96,6 +136,17 @@ void slm_model_tensor_at(const slm_model_config *cfg, int i, slm_model_tensor_in
  * error naming it, its expected and its found shape. */
 slm_model *slm_model_load(const slm_gguf *g, slm_err *err);
 slm_status slm_model_config_from_gguf(const slm_gguf *g, slm_model_config *cfg, slm_err *err);
+
+/* The inference path: reads the config (architectures llama, qwen2, qwen3; keys <arch>.*) and
+ * points each weight matrix into g's mmap without converting it (F32, F16, BF16, Q8_0, Q4_0,
+ * Q4_K, Q6_K); norms and biases are converted to F32 into params. g must stay open while the
+ * model is used. Such a model runs forward (inference, generation, evaluation) but not backward.
+ * Errors: an unsupported architecture or tensor type (SLM_ERR_UNSUPPORTED naming it and the
+ * tensor), missing or misshapen tensors (SLM_ERR_FORMAT naming them). */
+slm_model *slm_model_load_mapped(const slm_gguf *g, slm_err *err);
+/* Bytes of weight matrices a forward pass reads per token (every matrix once; the tied
+ * embedding/output once). For an fp32 model: 4 bytes per matrix element. */
+uint64_t slm_model_weight_bytes(const slm_model *m);
 
 /* Adds general.architecture = "llama", the llama.* keys and the F32 tensors to w. The tensors
  * point into m->params, which must outlive slm_gguf_writer_write. */

@@ -19,6 +19,7 @@
 
 #include "kernels/blas_threads.h"
 #include "kernels/kernels.h"
+#include "kernels/qmatmul.h"
 
 typedef struct {
     void **ptr;
@@ -55,13 +56,15 @@ slm_ctx *slm_ctx_new_outputs(const slm_model_config *cfg, int max_tokens, int ma
     c->nth = slm_pool_size(pool);
     c->split_min_macs = 1 << 20;
     c->att_split_min = 1e5;
-    c->hd = cfg->dim / cfg->n_heads;
+    c->hd = slm_model_head_dim(cfg);
     c->qd = c->hd * cfg->n_heads;
     c->kvd = c->hd * cfg->n_kv_heads;
     c->qkvd = c->qd + 2 * c->kvd;
 
     size_t N = (size_t)max_tokens, D = (size_t)cfg->dim, F = (size_t)cfg->hidden_dim,
            V = (size_t)cfg->n_vocab, L = (size_t)cfg->n_layers, T = (size_t)cfg->ctx_len;
+    int max_in = cfg->dim > c->qd ? cfg->dim : c->qd;
+    if (cfg->hidden_dim > max_in) max_in = cfg->hidden_dim;
     size_t Lt = c->train ? L : 1, f = sizeof(float), i4 = sizeof(int32_t);
     /* attention scratch: two blocks of CHUNK query rows by up to ctx_len keys */
     c->scratch_per_thread = 2 * (size_t)SLM_ATT_CHUNK * T;
@@ -105,6 +108,7 @@ slm_ctx *slm_ctx_new_outputs(const slm_model_config *cfg, int max_tokens, int ma
         {(void **)&c->rope_cos, T * (size_t)(c->hd / 2) * f},
         {(void **)&c->rope_sin, T * (size_t)(c->hd / 2) * f},
         {(void **)&c->scratch, (size_t)c->nth * c->scratch_per_thread * f},
+        {(void **)&c->qscratch, c->train ? 0 : slm_qmatmul_scratch_bytes(max_tokens, max_in, c->nth)},
     };
     size_t n_slots = sizeof slots / sizeof slots[0], total = 0;
     for (size_t i = 0; i < n_slots; i++) total += (slots[i].bytes + 63) / 64 * 64;

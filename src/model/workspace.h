@@ -78,6 +78,7 @@ struct slm_ctx {
 
     float *rope_cos, *rope_sin; /* (ctx_len, hd/2) */
     float *scratch;             /* (nth, scratch_per_thread) attention blocks */
+    void *qscratch;             /* inference only: slm_qmatmul's scratch (quantized activations) */
     size_t scratch_per_thread;
 
     void *block;                /* the one allocation all the arrays above live in */

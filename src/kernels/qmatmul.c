@@ -1,0 +1,215 @@
+/* qmatmul.c: linear layers over F32/F16/BF16/Q8_0/Q4_0/Q4_K/Q6_K weight rows (see qmatmul.h).
+ *
+ * Three strategies, chosen per call by the weight type and the number of tokens n:
+ *  - SGEMM:  F32 rows, n tokens: one single-threaded sgemm (sgemv for n == 1) per thread slice.
+ *  - DEQUANT: F16/BF16 rows with n > 1: each thread converts SLM_QMM_DQ_ROWS rows at a time into its
+ *    scratch tile and runs sgemm on it; conversion costs 1/n of the multiply-adds.
+ *  - VECDOT: block formats (and F16/BF16 with one token): activations quantized once to the type's
+ *    vec_dot_type, then one traits->vec_dot per (token, output row), over a tile of output rows
+ *    at a time so the tile's weights stay in cache while every token passes over them.
+ * The quant traits come from src/quant (slm_quant_get).
+ */
+#include "kernels/qmatmul.h"
+
+#include <string.h>
+
+#include "gguf/gguf.h"
+#include "kernels/kernels.h"
+#include "quant/quant.h"
+
+/* TEMPORARY (until the quant traits are in the library): weak references, so the library links without
+ * the traits and the block formats report themselves unsupported. */
+#pragma weak slm_quant_get
+#pragma weak slm_quant_row_bytes
+static const slm_quant_traits *qget(uint32_t type) { return slm_quant_get ? slm_quant_get(type) : NULL; }
+
+/* rows per dequantized tile: 32 rows x cols floats of scratch per thread */
+#define SLM_QMM_DQ_ROWS 32
+/* below this many multiply-adds a product runs on the caller alone */
+#define SLM_QMM_SPLIT_MIN (1 << 16)
+
+static float bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static void row_to_float(uint32_t type, const void *src, float *dst, int n) {
+    switch (type) {
+    case SLM_GGML_F32: memcpy(dst, src, sizeof(float) * (size_t)n); return;
+    case SLM_GGML_F16: {
+        const unsigned char *p = src;
+        for (int i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * (size_t)i, 2);
+            dst[i] = slm_f16_to_f32(h);
+        }
+        return;
+    }
+    case SLM_GGML_BF16: {
+        const unsigned char *p = src;
+        for (int i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * (size_t)i, 2);
+            dst[i] = bf16_to_f32(h);
+        }
+        return;
+    }
+    default: {
+        const slm_quant_traits *tr = qget(type);
+        SLM_ASSERT(tr && tr->to_float);
+        tr->to_float(src, dst, n);
+    }
+    }
+}
+
+void slm_qmat_row(const slm_qmat *w, int r, float *dst) {
+    row_to_float(w->type, (const char *)w->data + (size_t)r * w->row_bytes, dst, w->cols);
+}
+
+slm_status slm_qmat_check_type(uint32_t type, const char *what, slm_err *err) {
+    switch (type) {
+    case SLM_GGML_F32: case SLM_GGML_F16: case SLM_GGML_BF16: return SLM_OK;
+    case SLM_GGML_Q8_0: case SLM_GGML_Q4_0: case SLM_GGML_Q4_K: case SLM_GGML_Q6_K: {
+        const slm_quant_traits *tr = qget(type);
+        if (tr && tr->vec_dot && tr->to_float && qget(tr->vec_dot_type) &&
+            qget(tr->vec_dot_type)->from_float)
+            return SLM_OK;
+        break;
+    }
+    default: break;
+    }
+    const char *tn = slm_ggml_type_name(type);
+    return slm_err_set(err, SLM_ERR_UNSUPPORTED,
+                       "%s: tensor type %s (%u) is not supported for inference (f32, f16, bf16, q8_0, "
+                       "q4_0, q4_k, q6_k are)", what, tn ? tn : "unknown", type);
+}
+
+size_t slm_qmatmul_scratch_bytes(int n, int max_cols, int nth) {
+    /* activation rows: Q8_0 is 34 bytes per 32, Q8_K 292 per 256: under 5/4 byte per element */
+    size_t row = ((size_t)max_cols * 5 / 4 + 64 + 63) / 64 * 64;
+    size_t tile = (size_t)SLM_QMM_DQ_ROWS * (size_t)max_cols * sizeof(float);
+    tile = (tile + 63) / 64 * 64;
+    return (size_t)n * row + (size_t)(nth < 1 ? 1 : nth) * tile;
+}
+
+enum { MODE_SGEMM, MODE_DEQUANT, MODE_VECDOT };
+
+typedef struct {
+    float *y;
+    int ldy, n, mode, accumulate, n_tiles;
+    const float *x;
+    const slm_qmat *w;
+    const slm_quant_traits *tr;
+    const char *qx;     /* quantized activations (VECDOT), n rows of qrow bytes; or x itself */
+    size_t qrow;
+    char *tiles;        /* DEQUANT: per-thread tile buffers */
+    size_t tile_bytes;
+} qmm_job;
+
+static void run_slice(const qmm_job *j, int ith, int nth) {
+    const slm_qmat *w = j->w;
+    size_t tb, te;
+    slm_pool_slice((size_t)j->n_tiles, ith, nth, &tb, &te);
+    int r0 = (int)tb * SLM_QMM_TILE, r1 = (int)te * SLM_QMM_TILE;
+    if (r1 > w->rows) r1 = w->rows;
+    if (r1 <= r0) return;
+    int cols = w->cols, n = j->n;
+    float beta = j->accumulate ? 1.0f : 0.0f;
+    const char *wd = w->data;
+    if (j->mode == MODE_SGEMM) {
+        const float *W = (const float *)(wd + (size_t)r0 * w->row_bytes);
+        if (n == 1)
+            slm_matmul_fwd(j->y + r0, j->x, W, 1, cols, r1 - r0, beta);
+        else
+            slm_gemm(0, 1, n, r1 - r0, cols, 1.0f, j->x, cols, W, cols, beta, j->y + r0, j->ldy);
+        return;
+    }
+    if (j->mode == MODE_DEQUANT) {
+        float *tile = (float *)(j->tiles + (size_t)ith * j->tile_bytes);
+        for (int r = r0; r < r1; r += SLM_QMM_DQ_ROWS) {
+            int nr = r1 - r < SLM_QMM_DQ_ROWS ? r1 - r : SLM_QMM_DQ_ROWS;
+            for (int k = 0; k < nr; k++)
+                row_to_float(w->type, wd + (size_t)(r + k) * w->row_bytes, tile + (size_t)k * cols, cols);
+            if (n == 1)
+                slm_matmul_fwd(j->y + r, j->x, tile, 1, cols, nr, beta);
+            else
+                slm_gemm(0, 1, n, nr, cols, 1.0f, j->x, cols, tile, cols, beta, j->y + r, j->ldy);
+        }
+        return;
+    }
+    /* VECDOT: tile of output rows x every token */
+    for (int t0 = r0; t0 < r1; t0 += SLM_QMM_TILE) {
+        int t1 = t0 + SLM_QMM_TILE < r1 ? t0 + SLM_QMM_TILE : r1;
+        for (int i = 0; i < n; i++) {
+            const void *xi = j->qx + (size_t)i * j->qrow;
+            float *yi = j->y + (size_t)i * j->ldy;
+            for (int r = t0; r < t1; r++) {
+                float s;
+                j->tr->vec_dot(cols, &s, wd + (size_t)r * w->row_bytes, xi);
+                yi[r] = j->accumulate ? yi[r] + s : s;
+            }
+        }
+    }
+}
+
+static void slice_tramp(void *ctx, int ith, int nth) { run_slice(ctx, ith, nth); }
+
+typedef struct {
+    const float *x;
+    char *qx;
+    size_t qrow;
+    int n, cols;
+    const slm_quant_traits *vt;
+} quant_job;
+
+static void quant_tramp(void *ctx, int ith, int nth) {
+    const quant_job *q = ctx;
+    size_t b, e;
+    slm_pool_slice((size_t)q->n, ith, nth, &b, &e);
+    for (size_t i = b; i < e; i++)
+        q->vt->from_float(q->x + i * (size_t)q->cols, q->qx + i * q->qrow, q->cols);
+}
+
+void slm_qmatmul(slm_pool *pool, float *y, int ldy, const float *x, int n, const slm_qmat *w,
+                 int accumulate, void *scratch) {
+    if (n <= 0 || w->rows <= 0) return;
+    int nth = slm_pool_size(pool);
+    double macs = (double)n * w->rows * w->cols;
+    int par = nth > 1 && macs >= SLM_QMM_SPLIT_MIN;
+    qmm_job j = {.y = y, .ldy = ldy, .n = n, .accumulate = accumulate, .x = x, .w = w,
+                 .n_tiles = (w->rows + SLM_QMM_TILE - 1) / SLM_QMM_TILE};
+    size_t row_area = ((size_t)w->cols * 5 / 4 + 64 + 63) / 64 * 64;
+    if (w->type == SLM_GGML_F32) {
+        j.mode = MODE_SGEMM;
+    } else if ((w->type == SLM_GGML_F16 || w->type == SLM_GGML_BF16) &&
+               (n > 1 || !qget(w->type) || !qget(w->type)->vec_dot)) {
+        j.mode = MODE_DEQUANT;
+        j.tiles = (char *)scratch + (size_t)n * row_area;
+        j.tile_bytes = ((size_t)SLM_QMM_DQ_ROWS * (size_t)w->cols * sizeof(float) + 63) / 64 * 64;
+    } else {
+        j.mode = MODE_VECDOT;
+        j.tr = qget(w->type);
+        SLM_ASSERT(j.tr && j.tr->vec_dot);
+        if (j.tr->vec_dot_type == SLM_GGML_F32) {
+            j.qx = (const char *)x;
+            j.qrow = (size_t)w->cols * sizeof(float);
+        } else {
+            const slm_quant_traits *vt = qget(j.tr->vec_dot_type);
+            SLM_ASSERT(vt && vt->from_float);
+            j.qrow = slm_quant_row_bytes(j.tr->vec_dot_type, w->cols);
+            SLM_ASSERT(j.qrow > 0 && j.qrow <= row_area);
+            quant_job q = {x, scratch, j.qrow, n, w->cols, vt};
+            if (par && n >= 2 * nth)
+                slm_pool_run(pool, quant_tramp, &q);
+            else
+                quant_tramp(&q, 0, 1);
+            j.qx = scratch;
+        }
+    }
+    if (par)
+        slm_pool_run(pool, slice_tramp, &j);
+    else
+        run_slice(&j, 0, 1);
+}
