@@ -123,8 +123,8 @@ static void test_byte_unicode_mapping(void **state) {
 }
 
 /* Splits text with the pre-splitter into "|"-joined pieces (for comparing with expectations). */
-static void split_joined(const char *text, size_t len, char *out, size_t cap) {
-    slm_pretok *p = slm_pretok_new(tu_err());
+static void split_kind(slm_pre_kind kind, const char *text, size_t len, char *out, size_t cap) {
+    slm_pretok *p = slm_pretok_new_kind(kind, tu_err());
     assert_non_null(p);
     slm_pretok_iter it;
     TU_OK(slm_pretok_iter_init(&it, p, text, len, tu_err()));
@@ -144,6 +144,10 @@ static void split_joined(const char *text, size_t len, char *out, size_t cap) {
     out[k] = 0;
     slm_pretok_iter_done(&it);
     slm_pretok_free(p);
+}
+
+static void split_joined(const char *text, size_t len, char *out, size_t cap) {
+    split_kind(SLM_PRE_GPT2, text, len, out, cap);
 }
 
 static void test_pretokenize_splits_like_gpt2(void **state) {
@@ -166,6 +170,111 @@ static void test_pretokenize_splits_like_gpt2(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         split_joined(cases[i].in, strlen(cases[i].in), out, sizeof out);
         if (strcmp(out, cases[i].want)) fail_msg("split '%s' gave '%s', want '%s'", cases[i].in, out, cases[i].want);
+    }
+}
+
+static void expect_ids(const slm_tokenizer *t, const char *text, const int32_t *want, size_t nw);
+
+/* The other pre-split rules, on strings whose splits follow by hand from each regex (see
+ * pretokenize.c). Columns: GPT-2, Llama 3 ("llama-bpe"), Qwen2, SmolLM. */
+static void test_pretokenize_other_rules(void **state) {
+    (void)state;
+    static const struct { const char *in, *want[4]; } cases[] = {
+        /* digits: one run / groups of 1-3 from the left / one each / one each, space apart */
+        {"x 1234567", {"x| 1234567", "x| |123|456|7", "x| |1|2|3|4|5|6|7", "x| |1|2|3|4|5|6|7"}},
+        {"a  1", {"a| | 1", "a| | |1", "a| | |1", "a|  |1"}},
+        {"v2.10", {"v|2|.|10", "v|2|.|10", "v|2|.|1|0", "v|2|.|1|0"}},
+        /* contractions: lower case only in GPT-2 and SmolLM, either case in Llama 3 / Qwen2 */
+        {"I'LL don't", {"I|'|LL| don|'t", "I|'LL| don|'t", "I|'LL| don|'t", "I|'|LL| don|'t"}},
+        {"we'Re", {"we|'|Re", "we|'Re", "we|'Re", "we|'|Re"}},
+        /* a letter run takes one non-letter, non-digit, non-newline character before it */
+        {"(hello) 	bye", {"(|hello|)| |	|bye", "(hello|)| |	bye", "(hello|)| |	bye",
+                           "(|hello|)| |	|bye"}},
+        /* newlines: \s*[\r\n]+ keeps them together, punctuation takes those after it */
+        {"a\n\n  b", {"a|\n\n | b", "a|\n\n| | b", "a|\n\n| | b", "a|\n\n | b"}},
+        {"hi!!\n\nthere", {"hi|!!|\n|\n|there", "hi|!!\n\n|there", "hi|!!\n\n|there",
+                           "hi|!!|\n|\n|there"}},
+        {"x \r\n y", {"x| \r\n| y", "x| \r\n| y", "x| \r\n| y", "x| \r\n| y"}},
+        /* whitespace runs before a word leave their last space to it */
+        {"a   b", {"a|  | b", "a|  | b", "a|  | b", "a|  | b"}},
+        /* CJK letters are letters; full-width punctuation is punctuation */
+        {"\xe6\x88\x91\xe6\x98\xaf \xe4\xb8\xad\xe6\x96\x87\xe3\x80\x82ok",
+         {"\xe6\x88\x91\xe6\x98\xaf| \xe4\xb8\xad\xe6\x96\x87|\xe3\x80\x82|ok",
+          "\xe6\x88\x91\xe6\x98\xaf| \xe4\xb8\xad\xe6\x96\x87|\xe3\x80\x82ok",
+          "\xe6\x88\x91\xe6\x98\xaf| \xe4\xb8\xad\xe6\x96\x87|\xe3\x80\x82ok",
+          "\xe6\x88\x91\xe6\x98\xaf| \xe4\xb8\xad\xe6\x96\x87|\xe3\x80\x82|ok"}},
+        /* punctuation runs */
+        {"...?! ok", {"...?!| ok", "...?!| ok", "...?!| ok", "...?!| ok"}},
+        {" ...x", {" ...|x", " ...|x", " ...|x", " ...|x"}},
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int k = 0; k < 4; k++) {
+            split_kind((slm_pre_kind)k, cases[i].in, strlen(cases[i].in), out, sizeof out);
+            if (strcmp(out, cases[i].want[k]))
+                fail_msg("rule %d split '%s' gave '%s', want '%s'", k, cases[i].in, out,
+                         cases[i].want[k]);
+        }
+    /* every byte lands in one piece under every rule */
+    slm_rng r;
+    slm_rng_seed(&r, 11, 1);
+    static char buf[2048], joined[3 * 2048];
+    for (int rep = 0; rep < 100; rep++) {
+        size_t n = random_text(&r, buf, sizeof buf);
+        for (int k = 0; k < 4; k++) split_kind((slm_pre_kind)k, buf, n, joined, sizeof joined);
+    }
+    /* names, as llama.cpp maps them */
+    slm_pre_info info;
+    assert_true(slm_pretok_lookup("llama-bpe", 9, &info));
+    assert_int_equal(info.kind, SLM_PRE_LLAMA3);
+    assert_true(info.ignore_merges && info.add_bos);
+    assert_true(slm_pretok_lookup("qwen2", 5, &info));
+    assert_int_equal(info.kind, SLM_PRE_QWEN2);
+    assert_false(info.ignore_merges || info.add_bos);
+    assert_true(slm_pretok_lookup("smollm", 6, &info));
+    assert_int_equal(info.kind, SLM_PRE_SMOLLM);
+    assert_true(slm_pretok_lookup("gpt-2", 5, &info));
+    assert_int_equal(info.kind, SLM_PRE_GPT2);
+    assert_false(slm_pretok_lookup("deepseek-coder", 14, &info));
+    assert_false(slm_pretok_lookup("llama", 5, &info));
+}
+
+/* llama-bpe through a GGUF: its regex, ignore_merges (a piece that is a token is taken whole,
+ * even when no merge builds it) and add_bos defaulting to true. */
+static void test_llama3_vocabulary_from_gguf(void **state) {
+    (void)state;
+    const char *path = tu_tmp_path("llama3.gguf");
+    for (int qwen = 0; qwen < 2; qwen++) {
+        slm_gguf_writer *w = slm_gguf_writer_new();
+        assert_non_null(w);
+        /* tokens: a b c 1 2 3 abc ab Ġ 12 123 <|begin_of_text|> */
+        const char *toks[] = {"a", "b", "c", "1", "2", "3", "abc", "ab", "\xc4\xa0", "12", "123",
+                              "<|begin_of_text|>"};
+        int32_t types[] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3};
+        const char *merges[] = {"a b", "1 2"};
+        TU_OK(slm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2"));
+        TU_OK(slm_gguf_set_str(w, "tokenizer.ggml.pre", qwen ? "qwen2" : "llama-bpe"));
+        TU_OK(slm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 12));
+        TU_OK(slm_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, 12));
+        TU_OK(slm_gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 2));
+        TU_OK(slm_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 11));
+        TU_OK(slm_gguf_writer_write(w, path, tu_err()));
+        slm_gguf_writer_free(w);
+        slm_tokenizer *t = slm_tokenizer_load_file(path, tu_err());
+        if (!t) fail_msg("%s", tu_err_last());
+        assert_string_equal(slm_tokenizer_pre_name(t), qwen ? "qwen2" : "llama-bpe");
+        if (!qwen) {
+            assert_int_equal(slm_tokenizer_add_bos_default(t), 1);
+            /* "abc" is a token: taken whole; "123" too (llama3 keeps 3 digits together) */
+            expect_ids(t, "abc", (const int32_t[]){6}, 1);
+            expect_ids(t, "1233", (const int32_t[]){10, 5}, 2);
+        } else {
+            assert_int_equal(slm_tokenizer_add_bos_default(t), 0);
+            /* merges only: a+b, then c; digits one by one */
+            expect_ids(t, "abc", (const int32_t[]){7, 2}, 2);
+            expect_ids(t, "123", (const int32_t[]){3, 4, 5}, 3);
+        }
+        slm_tokenizer_free(t);
     }
 }
 
@@ -766,6 +875,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_byte_unicode_mapping),
         cmocka_unit_test(test_pretokenize_splits_like_gpt2),
+        cmocka_unit_test(test_pretokenize_other_rules),
+        cmocka_unit_test(test_llama3_vocabulary_from_gguf),
         cmocka_unit_test(test_pretokenize_covers_invalid_utf8),
         cmocka_unit_test(test_gpt2_vectors_every_line),
         cmocka_unit_test(test_gpt2_known_ids_and_special_text),
