@@ -111,6 +111,7 @@ int cmd_generate(int argc, char **argv) {
     if (slm_generate(m, tok, prompt, prompt_len, &sp, &go, pool, write_out, NULL, &st, &err) != SLM_OK)
         cli_fail(&err, "generate");
     fputc('\n', stdout);
+    fflush(stdout); /* before the statistics on stderr */
     if (stats_flag)
         fprintf(stderr, "prompt: %d tokens in %.1f ms (%.1f tok/s); generated: %d tokens in %.3f s "
                 "(%.1f tok/s); stopped by %s\n", st.prompt_tokens, st.prompt_s * 1e3,

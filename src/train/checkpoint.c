@@ -57,6 +57,7 @@ slm_status slm_trainer_save_checkpoint(const slm_trainer *t, const char *path, s
     if (!s) s = slm_gguf_set_u32(w, "slm.ckpt.eval_windows", (uint32_t)o->eval_windows);
     if (!s) s = slm_gguf_set_u32(w, "slm.ckpt.patience", (uint32_t)o->patience);
     if (!s) s = slm_gguf_set_f32(w, "slm.ckpt.best_val", t->best_val);
+    if (!s && !isnan(t->best_bpb)) s = slm_gguf_set_f32(w, "slm.ckpt.best_bpb", t->best_bpb);
     if (!s) s = slm_gguf_set_u32(w, "slm.ckpt.best_step", (uint32_t)t->best_step);
     if (!s) s = slm_gguf_set_u32(w, "slm.ckpt.bad_evals", (uint32_t)t->bad_evals);
     if (!s && !isnan(t->last_val)) s = slm_gguf_set_f32(w, "slm.ckpt.last_val", t->last_val);
@@ -162,6 +163,8 @@ slm_status slm_trainer_resume(slm_trainer *t, const slm_gguf *g, slm_err *err) {
     if ((s = slm_gguf_get_u32(g, "slm.ckpt.bad_evals", &u, err)) != SLM_OK) return s;
     t->bad_evals = (int)u;
     if ((s = slm_gguf_get_f32(g, "slm.ckpt.best_val", &t->best_val, err)) != SLM_OK) return s;
+    t->best_bpb = NAN;
+    if ((s = slm_gguf_opt_f32(g, "slm.ckpt.best_bpb", &t->best_bpb, err)) != SLM_OK) return s;
     if ((s = slm_gguf_get_i64(g, "slm.ckpt.tokens", &i64, err)) != SLM_OK) return s;
     t->tokens_seen = (uint64_t)i64;
     t->last_val = NAN;

@@ -69,6 +69,7 @@ slm_trainer *slm_trainer_new(slm_model *m, const slm_tokenizer *tok, const slm_t
     t->o = *opts;
     t->pool = pool;
     t->best_val = INFINITY;
+    t->best_bpb = NAN;
     t->last_val = NAN;
     t->last_bpb = NAN;
     size_t n = m->n_params, bt = (size_t)opts->batch * (size_t)opts->seq_len;
@@ -234,6 +235,7 @@ static slm_status validate(slm_trainer *t, slm_train_progress *p, slm_err *err) 
     if (o->patience > 0) {
         if (p->val_loss < t->best_val) {
             t->best_val = p->val_loss;
+            t->best_bpb = p->val_bpb;
             t->bad_evals = 0;
             if (!t->best) t->best = malloc(t->m->n_params * sizeof(float));
             if (!t->best) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory keeping the best parameters");
@@ -297,7 +299,12 @@ slm_status slm_trainer_run_for(slm_trainer *t, int max_steps, slm_err *err) {
         }
         if (p.stopped_early) break;
     }
-    /* With early stopping on, the model handed back is the best one validated. */
-    if (o->patience > 0 && t->best) memcpy(t->m->params, t->best, n_params * sizeof(float));
+    /* With early stopping on, the model handed back is the best one validated, and the
+     * validation figures reported (and written into the model file) are its own. */
+    if (o->patience > 0 && t->best) {
+        memcpy(t->m->params, t->best, n_params * sizeof(float));
+        t->last_val = t->best_val;
+        t->last_bpb = t->best_bpb;
+    }
     return SLM_OK;
 }

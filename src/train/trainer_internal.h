@@ -23,6 +23,7 @@ struct slm_trainer {
     int step;              /* optimizer steps done */
     uint64_t tokens_seen;
     float best_val;
+    float best_bpb;
     int best_step;
     int bad_evals;
     float last_val, last_bpb;
