@@ -17,11 +17,7 @@
 #include "kernels/kernels.h"
 #include "quant/quant.h"
 
-/* TEMPORARY (until the quant traits are in the library): weak references, so the library links without
- * the traits and the block formats report themselves unsupported. */
-#pragma weak slm_quant_get
-#pragma weak slm_quant_row_bytes
-static const slm_quant_traits *qget(uint32_t type) { return slm_quant_get ? slm_quant_get(type) : NULL; }
+static const slm_quant_traits *qget(uint32_t type) { return slm_quant_get(type); }
 
 /* rows per dequantized tile: 32 rows x cols floats of scratch per thread */
 #define SLM_QMM_DQ_ROWS 32
