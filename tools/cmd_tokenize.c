@@ -1,6 +1,7 @@
 /* cmd_tokenize.c: `slm tokenize FILE.gguf (--file IN.txt | -p TEXT) [--bos] [--pieces]` — the
  * token ids of exactly the bytes given (no newline added or removed), space-separated on one line,
- * using the tokenizer stored in any GGUF (a vocabulary-only file or a model).
+ * using the tokenizer stored in any GGUF (a vocabulary-only file or a model; byte-level BPE or
+ * SentencePiece, whose encoding puts one "▁" before the text as llama.cpp does).
  *
  * Only argument handling and printing live here (tokenizer/tokenizer.h does the work). --pieces
  * prints what each token stands for instead, quoted, with control characters, quotes and bytes
@@ -25,7 +26,8 @@ static void usage(FILE *f) {
           "\n"
           "Prints the token ids of the exact bytes of the text, space-separated on one line, with\n"
           "the tokenizer stored in FILE.gguf (made by `slm tokenizer train`, or any GGUF whose\n"
-          "tokenizer.ggml.model is \"gpt2\", models included).\n"
+          "tokenizer.ggml.model is \"gpt2\" (byte-level BPE: GPT-2, Llama 3, Qwen2, SmolLM\n"
+          "pre-splits) or \"llama\" (SentencePiece: Llama 2, TinyLlama), models included).\n"
           "\n"
           "  --file IN.txt   the text is this file's bytes\n"
           "  -p, --prompt T  the text is T\n"
