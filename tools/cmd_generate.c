@@ -103,7 +103,7 @@ int cmd_generate(int argc, char **argv) {
     if (!g) cli_fail(&err, "reading model");
     slm_tokenizer *tok = slm_tokenizer_load(g, &err);
     if (!tok) cli_fail(&err, model_path);
-    slm_model *m = slm_model_load(g, &err);
+    slm_model *m = slm_model_load_mapped(g, &err); /* weights read where they lie, any block type */
     if (!m) cli_fail(&err, model_path);
 
     if (echo) write_out(NULL, prompt, prompt_len);
