@@ -158,10 +158,25 @@ AVX2 void slm_q4_K_vec_dot_avx2(int n, float *s, const void *vx, const void *vy)
     int nb = n / SLM_QK_K;
     float sumf = 0.0f;
     for (int i = 0; i < nb; i++) {
-        uint8_t sc[8], m[8];
-        for (int j = 0; j < 8; j++) slm_q4k_scale_min(j, x[i].scales, &sc[j], &m[j]);
-        int imin = 0;
-        for (int j = 0; j < 8; j++) imin += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        /* unpack the 12 bytes into 8 scales (bytes 0-7) and 8 mins (bytes 8-15) with word
+         * masks: the same values slm_q4k_scale_min gives */
+        uint32_t u[4];
+        memcpy(u, x[i].scales, 12);
+        u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+        const uint32_t mins_lo = u[1] & 0x3f3f3f3fu;
+        u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+        u[2] = mins_lo;
+        u[0] &= 0x3f3f3f3fu;
+        uint8_t sc[16];
+        memcpy(sc, u, 16);
+        /* Σ_j m_j·(bsums[2j] + bsums[2j+1]): pair sums (|.| <= 4096) times mins, exact */
+        __m128i bs_lo = _mm_loadu_si128((const __m128i *)y[i].bsums);
+        __m128i bs_hi = _mm_loadu_si128((const __m128i *)(y[i].bsums + 8));
+        __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8)));
+        __m128i pm = _mm_madd_epi16(mins, _mm_hadd_epi16(bs_lo, bs_hi));
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0x4E));
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 0xB1));
+        int imin = _mm_cvtsi128_si32(pm);
         __m256i acc = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
