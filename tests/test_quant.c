@@ -228,6 +228,40 @@ static void test_f16_bf16_rounding(void **state) {
     assert_true(y[0] == 1.5f && y[1] == -2.0f && fabsf(y[2] - 1e-3f) < 1e-5f);
 }
 
+/* ggml's fp32 -> fp16 (the FP16 library's branch-free rounding, which ggml-quants.c uses to
+ * store every block scale), re-expressed here as the outside truth for slm's conversion. */
+static uint16_t ggml_style_fp16(float f) {
+    const float scale_to_inf = 0x1.0p+112f, scale_to_zero = 0x1.0p-110f;
+    float base = (fabsf(f) * scale_to_inf) * scale_to_zero;
+    uint32_t w, bits;
+    memcpy(&w, &f, 4);
+    const uint32_t shl1_w = w + w, sign = w & 0x80000000u;
+    uint32_t bias = shl1_w & 0xFF000000u;
+    if (bias < 0x71000000u) bias = 0x71000000u;
+    uint32_t bb = (bias >> 1) + 0x07800000u;
+    float fb;
+    memcpy(&fb, &bb, 4);
+    base = fb + base;
+    memcpy(&bits, &base, 4);
+    const uint32_t nonsign = ((bits >> 13) & 0x7C00u) + (bits & 0x0FFFu);
+    return (uint16_t)((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
+}
+
+static void test_fp16_matches_ggml_rounding(void **state) {
+    (void)state;
+    slm_rng r;
+    slm_rng_seed(&r, 16, 0);
+    for (int i = 0; i < 2000000; i++) {
+        uint32_t u = slm_rng_u32(&r);
+        if (i % 2) u = (u & 0x80000000u) | ((0x60u + (u >> 23) % 0x40u) << 23) | (u & 0x7FFFFFu);
+        float f;
+        memcpy(&f, &u, 4);
+        if (isnan(f)) continue;
+        uint16_t a = slm_q_fp32_to_fp16(f), b = ggml_style_fp16(f);
+        if (a != b) fail_msg("fp16(%a): slm 0x%04x, ggml 0x%04x", (double)f, a, b);
+    }
+}
+
 /* K-quants and Q8_K: relative RMS error on Gaussian rows, and a per-element bound for Q8_K
  * (|x - x̂| <= |d|/2: one rounding to a grid of step d = max/-127 held in f32). */
 static void test_kquant_round_trip_error(void **state) {
@@ -406,6 +440,7 @@ int main(void) {
         cmocka_unit_test(test_q4_0_boundaries_exact),
         cmocka_unit_test(test_q8_0_ties_exact),
         cmocka_unit_test(test_f16_bf16_rounding),
+        cmocka_unit_test(test_fp16_matches_ggml_rounding),
         cmocka_unit_test(test_kquant_round_trip_error),
         cmocka_unit_test(test_q4_K_exact_grid),
         cmocka_unit_test(test_vec_dot_simd_vs_scalar_vs_double),
