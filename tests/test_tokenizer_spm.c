@@ -159,6 +159,47 @@ static void test_spm_known_ids_pieces_and_decode(void **state) {
     slm_tokenizer_free(t);
 }
 
+/* special-token text parsed (for chat prompts), SentencePiece and byte-level BPE */
+static void test_encode_special(void **state) {
+    (void)state;
+    slm_tokenizer *t = load(SPM_VOCAB);
+    int32_t *ids;
+    size_t n;
+    TU_OK(slm_tokenizer_encode_special(t, "Hello</s>world", 14, 1, &ids, &n, tu_err()));
+    /* the text after a special token gets its "▁" again, as in llama.cpp */
+    assert_int_equal(n, 4);
+    assert_memory_equal(ids, ((const int32_t[]){1, 15043, 2, 3186}), 4 * sizeof(int32_t));
+    free(ids);
+    TU_OK(slm_tokenizer_encode_special(t, "<s>", 3, 0, &ids, &n, tu_err()));
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 1);
+    free(ids);
+    TU_OK(slm_tokenizer_encode_special(t, "", 0, 0, &ids, &n, tu_err()));
+    assert_int_equal(n, 0);
+    free(ids);
+    /* without special tokens in it, the same as encode */
+    int32_t *plain;
+    size_t np;
+    static const char text[] = "The <s quick> brown fox";
+    TU_OK(slm_tokenizer_encode_special(t, text, sizeof text - 1, 1, &ids, &n, tu_err()));
+    TU_OK(slm_tokenizer_encode(t, text, sizeof text - 1, 1, &plain, &np, tu_err()));
+    assert_int_equal(n, np);
+    assert_memory_equal(ids, plain, n * sizeof *ids);
+    free(ids);
+    free(plain);
+    slm_tokenizer_free(t);
+
+    t = load("data/tokenizer-vectors/ggml-vocab-gpt-2.gguf");
+    TU_OK(slm_tokenizer_encode_special(t, "a<|endoftext|>b", 15, 0, &ids, &n, tu_err()));
+    assert_int_equal(n, 3);
+    assert_memory_equal(ids, ((const int32_t[]){64, 50256, 65}), 3 * sizeof(int32_t));
+    free(ids);
+    TU_OK(slm_tokenizer_encode(t, "a<|endoftext|>b", 15, 0, &ids, &n, tu_err()));
+    assert_true(n > 3); /* ordinary encode keeps it text */
+    free(ids);
+    slm_tokenizer_free(t);
+}
+
 /* ---- a hand-made vocabulary: merge order and options ---- */
 
 typedef enum { H_OK, H_NO_PREFIX, H_NO_SCORES, H_T5, H_BERT, H_SCORES_SHORT, H_DUP } hvariant;
@@ -326,6 +367,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spm_vectors_every_line),
         cmocka_unit_test(test_spm_known_ids_pieces_and_decode),
+        cmocka_unit_test(test_encode_special),
         cmocka_unit_test(test_spm_merge_order_by_hand),
         cmocka_unit_test(test_spm_errors_and_unsupported_models),
         cmocka_unit_test(test_spm_save_load_round_trip),

@@ -241,6 +241,11 @@ static size_t char_len(const unsigned char *p, size_t n) {
 
 slm_status slm_tok_spm_encode(const slm_tokenizer *t, const char *text, size_t len, int add_bos,
                               int32_t **ids, size_t *n_ids, slm_err *err) {
+    return slm_tok_spm_encode_ex(t, text, len, add_bos, t->add_space_prefix, ids, n_ids, err);
+}
+
+slm_status slm_tok_spm_encode_ex(const slm_tokenizer *t, const char *text, size_t len, int add_bos,
+                                 int prefix, int32_t **ids, size_t *n_ids, slm_err *err) {
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return slm_err_set(err, SLM_ERR_ARG, "tokenizer: encode of NULL text");
@@ -255,10 +260,10 @@ slm_status slm_tok_spm_encode(const slm_tokenizer *t, const char *text, size_t l
 
     size_t spaces = 0;
     for (size_t i = 0; i < len; i++) spaces += text[i] == ' ';
-    size_t elen = len + 2 * spaces + (t->add_space_prefix ? 3 : 0), k = 0;
+    size_t elen = len + 2 * spaces + (prefix ? 3 : 0), k = 0;
     esc = malloc(elen);
     if (!esc) goto nomem;
-    if (t->add_space_prefix) memcpy(esc, SPM_SPACE, 3), k = 3;
+    if (prefix) memcpy(esc, SPM_SPACE, 3), k = 3;
     for (size_t i = 0; i < len; i++) {
         if (text[i] == ' ') {
             memcpy(esc + k, SPM_SPACE, 3);

@@ -110,6 +110,14 @@ int slm_tokenizer_n_merges(const slm_tokenizer *t);
  * adds one when its add_bos argument says so. */
 int slm_tokenizer_add_bos_default(const slm_tokenizer *t);
 
+/* As slm_tokenizer_encode, but text spelling a CONTROL or USER_DEFINED token ("<|im_start|>",
+ * "<|eot_id|>", "<s>") becomes that token (the longest such text at the leftmost place), as
+ * llama.cpp's tokenizer with parse_special. For prompts rendered by a chat template
+ * (chat_template.h); never for untrusted text that should stay text. SentencePiece: the text
+ * after a special token gets the space prefix again, as llama.cpp does. */
+slm_status slm_tokenizer_encode_special(const slm_tokenizer *t, const char *text, size_t len,
+                                        int add_bos, int32_t **ids, size_t *n_ids, slm_err *err);
+
 /* 1 when the vocabulary is SentencePiece-style with add_space_prefix: the first generated piece
  * after BOS (no text before it) should drop one leading space, as slm_tokenizer_decode does;
  * slm_tokenizer_token_bytes itself always includes the space. 0 otherwise. */

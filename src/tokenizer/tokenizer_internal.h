@@ -147,6 +147,10 @@ slm_status slm_tok_build_spm(const slm_tok_str *tokens, size_t n_tokens, const i
 slm_status slm_tok_spm_encode(const slm_tokenizer *t, const char *text, size_t len, int add_bos,
                               int32_t **ids, size_t *n_ids, slm_err *err);
 
+/* The same with the caller deciding whether "▁" goes before non-empty text (special.c). */
+slm_status slm_tok_spm_encode_ex(const slm_tokenizer *t, const char *text, size_t len, int add_bos,
+                                 int prefix, int32_t **ids, size_t *n_ids, slm_err *err);
+
 /* Looks up the merge of symbols (l, r); returns its rank, or -1 (and *res untouched) if none. */
 static inline int32_t slm_tok_pair_find(const slm_tokenizer *t, int32_t l, int32_t r, int32_t *res) {
     uint64_t key = slm_tok_pair_key(l, r);
