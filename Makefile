@@ -85,6 +85,6 @@ bench: setup
 	@SLM=$(SLM) scripts/bench
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-*
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

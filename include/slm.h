@@ -1,9 +1,10 @@
 /* slm.h: the public interface of libslm — one header for the whole library.
  *
  * Layers, top to bottom (a layer calls only those below it):
- *   train · generate                 stages of the lifecycle
- *   model · tokenizer                the transformer, its KV cache and heads; BPE
- *   kernels                          matrix products (BLAS), fused ops
+ *   train · generate · eval          stages of the lifecycle
+ *   model · tokenizer · compress     the transformer, its KV cache; BPE and SentencePiece;
+ *                                    quantizing model files
+ *   kernels · quant                  matrix products (BLAS, quantized), fused ops; block formats
  *   gguf                             the file format
  *   core                             errors, files, threads, random numbers, time
  * Build with -I<slm>/include -I<slm>/src and link build/libslm.a with OpenBLAS and PCRE2.
@@ -11,17 +12,21 @@
 #ifndef SLM_H
 #define SLM_H
 
+#include "compress/quantize.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "eval/perplexity.h"
 #include "generate/generate.h"
 #include "generate/sampler.h"
 #include "gguf/gguf.h"
 #include "kernels/blas_threads.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "quant/quant.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"
 #include "train/token_data.h"

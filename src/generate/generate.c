@@ -114,6 +114,9 @@ slm_status slm_generate(const slm_model *m, const slm_tokenizer *tok, const char
     stats->prompt_s = slm_time_now() - t0;
     double t1 = slm_time_now();
 
+    /* SentencePiece vocabularies prefix the text with a space; with nothing before the first
+     * generated piece, that space is not part of the text (as llama.cpp's detokenizer does). */
+    int strip_space = len == 0 && slm_tokenizer_add_space_prefix(tok);
     int32_t cur_pos = (int32_t)n_ids, zero = 0;
     int32_t eos = slm_tokenizer_eos(tok);
     for (int g = 0; g < o->max_tokens; g++) {
@@ -126,6 +129,13 @@ slm_status slm_generate(const slm_model *m, const slm_tokenizer *tok, const char
         stats->generated_tokens++;
         size_t pl = 0;
         const char *piece = slm_tokenizer_token_bytes(tok, next, &pl);
+        if (strip_space && piece && pl) {
+            if (piece[0] == ' ') {
+                piece++;
+                pl--;
+            }
+            strip_space = 0;
+        }
         if (piece && pl && pending_append(&pend, piece, pl) != 0) {
             s = slm_err_set(err, SLM_ERR_NOMEM, "generate: out of memory");
             goto done;
