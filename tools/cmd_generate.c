@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "core/file.h"
 #include "generate/generate.h"
+#include "tokenizer/chat_template.h"
 #include "kernels/blas_threads.h"
 
 static const char usage[] =
@@ -27,6 +28,11 @@ static const char usage[] =
     "  --ignore-eos           keep going past the end-of-text token\n"
     "  --ctx N                context length (default: the model's)\n"
     "  --threads N            threads (default: all cores)\n"
+    "  --chat                 the prompt is a user message: render it with the model's chat\n"
+    "                         template (tokenizer.chat_template: Llama 3, ChatML/Qwen, Phi-3,\n"
+    "                         Llama 2, Gemma) and answer as the assistant\n"
+    "  --system TEXT          with --chat: a system message first\n"
+    "  --chat-template NAME   with --chat: use this family (chatml, llama3, phi3, ...) instead\n"
     "  --echo                 print the prompt before the generated text\n"
     "  --stats                print token counts and speeds to stderr\n";
 
@@ -55,7 +61,8 @@ static char *unescape(char *s) {
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = "", *prompt_file = NULL;
     const char *stops[16];
-    int n_stop = 0, threads = 0, echo = 0, stats_flag = 0;
+    int n_stop = 0, threads = 0, echo = 0, stats_flag = 0, chat = 0;
+    const char *system_msg = NULL, *template_name = NULL;
     slm_sampler_params sp;
     slm_sampler_params_default(&sp);
     slm_generate_opts go = {.max_tokens = 256, .stop_at_eos = 1};
@@ -80,6 +87,9 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--ctx")) go.ctx_len = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 24);
         else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
         else if (!strcmp(a, "--echo")) echo = 1;
+        else if (!strcmp(a, "--chat")) chat = 1;
+        else if (!strcmp(a, "--system")) system_msg = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--chat-template")) template_name = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--stats")) stats_flag = 1;
         else if (a[0] == '-' && a[1]) cli_die("generate: unknown option '%s' (see slm generate --help)", a);
         else if (!model_path) model_path = a;
@@ -106,6 +116,21 @@ int cmd_generate(int argc, char **argv) {
     slm_model *m = slm_model_load_mapped(g, &err); /* weights read where they lie, any block type */
     if (!m) cli_fail(&err, model_path);
 
+    char *rendered = NULL;
+    if ((system_msg || template_name) && !chat) cli_die("generate: --system and --chat-template go with --chat");
+    if (chat) {
+        slm_chat_family fam;
+        slm_status cs = template_name ? slm_chat_family_from_name(template_name, &fam, &err)
+                                      : slm_chat_template_from_gguf(g, &fam, &err);
+        if (cs != SLM_OK) cli_fail(&err, template_name ? "--chat-template" : "--chat");
+        slm_chat_msg msgs[2];
+        size_t n_msgs = 0;
+        if (system_msg) msgs[n_msgs++] = (slm_chat_msg){"system", system_msg};
+        msgs[n_msgs++] = (slm_chat_msg){"user", prompt};
+        if (slm_chat_apply(fam, msgs, n_msgs, 1, &rendered, &prompt_len, &err) != SLM_OK) cli_fail(&err, "--chat");
+        prompt = rendered;
+        go.chat = 1;
+    }
     if (echo) write_out(NULL, prompt, prompt_len);
     slm_generate_stats st;
     if (slm_generate(m, tok, prompt, prompt_len, &sp, &go, pool, write_out, NULL, &st, &err) != SLM_OK)
@@ -122,5 +147,6 @@ int cmd_generate(int argc, char **argv) {
     slm_gguf_close(g);
     slm_pool_free(pool);
     free(file_prompt);
+    free(rendered);
     return 0;
 }

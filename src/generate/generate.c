@@ -67,7 +67,9 @@ slm_status slm_generate(const slm_model *m, const slm_tokenizer *tok, const char
 
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    slm_status s = slm_tokenizer_encode(tok, prompt, len, 1, &ids, &n_ids, err);
+    slm_status s = o->chat ? slm_tokenizer_encode_special(tok, prompt, len, slm_tokenizer_add_bos_default(tok),
+                                                          &ids, &n_ids, err)
+                           : slm_tokenizer_encode(tok, prompt, len, 1, &ids, &n_ids, err);
     if (s) return slm_err_prefix(err, "encoding the prompt");
     if (n_ids == 0) {
         /* no BOS in this vocabulary and an empty prompt: nothing to condition on */
@@ -124,6 +126,10 @@ slm_status slm_generate(const slm_model *m, const slm_tokenizer *tok, const char
         slm_sampler_accept(smp, next);
         if (o->stop_at_eos && next == eos) {
             stats->stopped_by = "eos";
+            break;
+        }
+        if (o->chat && slm_tokenizer_token_type(tok, next) == SLM_TOKEN_CONTROL) {
+            stats->stopped_by = "end of turn";
             break;
         }
         stats->generated_tokens++;

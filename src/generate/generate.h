@@ -22,6 +22,9 @@ typedef struct {
     const char *const *stop;   /* stop strings (not emitted), n_stop of them */
     int n_stop;
     int stop_at_eos;           /* end when the model emits EOS (default 1) */
+    int chat;                  /* the prompt is a rendered chat (chat_template.h): its special-token
+                                  text becomes those tokens, BOS follows the vocabulary's default,
+                                  and any CONTROL token (end of turn) ends generation */
     int ctx_len;               /* KV cache length; 0: the model's context */
 } slm_generate_opts;
 
