@@ -190,6 +190,13 @@ static void test_prompt_longer_than_context_is_an_error(void **state) {
     assert_int_equal(slm_generate(model, tok, prompt, strlen(prompt), &sp, &go, NULL, collect,
                                   &(collected){0}, &st, &e), SLM_ERR_RANGE);
     assert_non_null(strstr(e.msg, "context"));
+    /* asked for, truncation keeps BOS and the prompt's end, leaving room to generate */
+    go.truncate = 1;
+    go.max_tokens = 10;
+    collected c = {0};
+    TU_OK(slm_generate(model, tok, prompt, strlen(prompt), &sp, &go, NULL, collect, &c, &st, tu_err()));
+    assert_int_equal(st.prompt_tokens, 64 - 10);
+    assert_int_equal(st.generated_tokens, 10);
 }
 
 int main(void) {

@@ -27,6 +27,7 @@ static const char usage[] =
     "  --stop TEXT            stop before this text (repeatable; \\n and \\t understood)\n"
     "  --ignore-eos           keep going past the end-of-text token\n"
     "  --ctx N                context length (default: the model's)\n"
+    "  --truncate             keep the end of a prompt too long for the context (else an error)\n"
     "  --threads N            threads (default: all cores)\n"
     "  --chat                 the prompt is a user message: render it with the model's chat\n"
     "                         template (tokenizer.chat_template: Llama 3, ChatML/Qwen, Phi-3,\n"

@@ -76,10 +76,17 @@ slm_status slm_generate(const slm_model *m, const slm_tokenizer *tok, const char
         free(ids);
         return slm_err_set(err, SLM_ERR_ARG, "the prompt is empty and the vocabulary has no BOS token");
     }
+    if ((long)n_ids > ctx_len && o->truncate) {
+        int room = o->max_tokens < ctx_len / 2 ? o->max_tokens : ctx_len / 2;
+        size_t keep_head = ids[0] == slm_tokenizer_bos(tok) ? 1 : 0;
+        size_t keep = (size_t)(ctx_len - room) - keep_head;
+        memmove(ids + keep_head, ids + n_ids - keep, keep * sizeof *ids);
+        n_ids = keep_head + keep;
+    }
     if ((long)n_ids > ctx_len) {
         free(ids);
-        return slm_err_set(err, SLM_ERR_RANGE, "the prompt is %zu tokens; the context holds %d",
-                           n_ids, ctx_len);
+        return slm_err_set(err, SLM_ERR_RANGE, "the prompt is %zu tokens; the context holds %d "
+                           "(ask for truncation to keep its end)", n_ids, ctx_len);
     }
     for (size_t i = 0; i < n_ids; i++)
         if (ids[i] >= m->cfg.n_vocab) {

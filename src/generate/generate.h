@@ -26,6 +26,9 @@ typedef struct {
                                   text becomes those tokens, BOS follows the vocabulary's default,
                                   and any CONTROL token (end of turn) ends generation */
     int ctx_len;               /* KV cache length; 0: the model's context */
+    int truncate;              /* a prompt too long for the context keeps its BOS and its last
+                                  tokens, leaving room for min(max_tokens, ctx/2) new ones;
+                                  0: such a prompt is an error */
 } slm_generate_opts;
 
 typedef struct {
@@ -39,8 +42,8 @@ typedef struct {
 /* Receives generated text as it becomes final; return nonzero to stop generating. */
 typedef int (*slm_text_callback)(void *ctx, const char *text, size_t len);
 
-/* Generates from prompt[0..len). Errors: the prompt (with BOS) does not fit the context
- * (SLM_ERR_RANGE saying both lengths). */
+/* Generates from prompt[0..len). Errors: the prompt (with BOS) does not fit the context and
+ * truncation was not asked for (SLM_ERR_RANGE saying both lengths). */
 slm_status slm_generate(const slm_model *m, const slm_tokenizer *tok, const char *prompt, size_t len,
                         const slm_sampler_params *sp, const slm_generate_opts *o, slm_pool *pool,
                         slm_text_callback cb, void *cb_ctx, slm_generate_stats *stats, slm_err *err);
