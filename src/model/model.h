@@ -136,6 +136,10 @@ void slm_model_tensor_at(const slm_model_config *cfg, int i, slm_model_tensor_in
  * error naming it, its expected and its found shape. */
 slm_model *slm_model_load(const slm_gguf *g, slm_err *err);
 slm_status slm_model_config_from_gguf(const slm_gguf *g, slm_model_config *cfg, slm_err *err);
+/* The config of any architecture slm runs (llama, qwen2, qwen3; keys <arch>.*), with the tensor
+ * facts it depends on (vocabulary from token_embd, tied output, biases). slm_model_config_from_gguf
+ * is this plus "must be llama" (what training handles). */
+slm_status slm_model_config_read(const slm_gguf *g, slm_model_config *cfg, slm_err *err);
 
 /* The inference path: reads the config (architectures llama, qwen2, qwen3; keys <arch>.*) and
  * points each weight matrix into g's mmap without converting it (F32, F16, BF16, Q8_0, Q4_0,

@@ -15,56 +15,12 @@
 
 #include "kernels/kernels.h"
 
-static int to_int(uint32_t v) { return v > (uint32_t)INT_MAX ? INT_MAX : (int)v; }
-
 slm_status slm_model_config_from_gguf(const slm_gguf *g, slm_model_config *cfg, slm_err *err) {
-    const char *name = slm_gguf_name(g);
-    slm_gguf_str arch;
-    slm_status st = slm_gguf_get_str(g, "general.architecture", &arch, err);
+    slm_status st = slm_model_config_read(g, cfg, err);
     if (st != SLM_OK) return st;
-    if (!slm_gguf_str_eq(arch, "llama"))
-        return slm_err_set(err, SLM_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported (only 'llama')",
-                           name, (int)(arch.len > 64 ? 64 : arch.len), arch.ptr);
-    uint32_t ctx = 0, dim = 0, layers = 0, ff = 0, heads = 0, kv_heads = 0, rope_dims = 0, vocab = 0;
-    float theta = 10000.0f, eps = 1e-5f;
-    if ((st = slm_gguf_get_u32(g, "llama.context_length", &ctx, err)) != SLM_OK ||
-        (st = slm_gguf_get_u32(g, "llama.embedding_length", &dim, err)) != SLM_OK ||
-        (st = slm_gguf_get_u32(g, "llama.block_count", &layers, err)) != SLM_OK ||
-        (st = slm_gguf_get_u32(g, "llama.feed_forward_length", &ff, err)) != SLM_OK ||
-        (st = slm_gguf_get_u32(g, "llama.attention.head_count", &heads, err)) != SLM_OK)
-        return st;
-    kv_heads = heads;
-    if ((st = slm_gguf_opt_u32(g, "llama.attention.head_count_kv", &kv_heads, err)) != SLM_OK ||
-        (st = slm_gguf_opt_f32(g, "llama.rope.freq_base", &theta, err)) != SLM_OK ||
-        (st = slm_gguf_opt_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps, err)) != SLM_OK ||
-        (st = slm_gguf_opt_u32(g, "llama.rope.dimension_count", &rope_dims, err)) != SLM_OK ||
-        (st = slm_gguf_opt_u32(g, "llama.vocab_size", &vocab, err)) != SLM_OK)
-        return st;
-    const slm_gguf_tensor *embd = slm_gguf_find_tensor(g, "token_embd.weight");
-    if (!embd) return slm_err_set(err, SLM_ERR_FORMAT, "%s: missing tensor 'token_embd.weight'", name);
-    if (embd->ne[1] > (uint64_t)INT_MAX)
-        return slm_err_set(err, SLM_ERR_FORMAT, "%s: tensor 'token_embd.weight' has %" PRIu64 " rows",
-                           name, embd->ne[1]);
-    if (vocab && vocab != embd->ne[1])
-        return slm_err_set(err, SLM_ERR_FORMAT,
-                           "%s: llama.vocab_size %u disagrees with token_embd.weight's %" PRIu64 " rows",
-                           name, vocab, embd->ne[1]);
-    memset(cfg, 0, sizeof *cfg);
-    cfg->n_vocab = (int)embd->ne[1];
-    cfg->dim = to_int(dim);
-    cfg->n_layers = to_int(layers);
-    cfg->n_heads = to_int(heads);
-    cfg->n_kv_heads = to_int(kv_heads);
-    cfg->hidden_dim = to_int(ff);
-    cfg->ctx_len = to_int(ctx);
-    cfg->rope_theta = theta;
-    cfg->norm_eps = eps;
-    cfg->tied_output = slm_gguf_find_tensor(g, "output.weight") == NULL;
-    if (slm_model_config_check(cfg, err) != SLM_OK) return slm_err_prefix(err, "%s", name);
-    if (rope_dims && rope_dims != (uint32_t)(cfg->dim / cfg->n_heads))
-        return slm_err_set(err, SLM_ERR_UNSUPPORTED,
-                           "%s: llama.rope.dimension_count %u differs from head_dim %d (partial RoPE)",
-                           name, rope_dims, cfg->dim / cfg->n_heads);
+    if (cfg->arch != SLM_ARCH_LLAMA)
+        return slm_err_set(err, SLM_ERR_UNSUPPORTED, "%s: architecture '%s' loads for inference only "
+                           "(slm trains 'llama')", slm_gguf_name(g), slm_arch_name(cfg->arch));
     return SLM_OK;
 }
 

@@ -24,7 +24,7 @@
 
 static int to_int(uint32_t v) { return v > (uint32_t)INT_MAX ? INT_MAX : (int)v; }
 
-static slm_status config_mapped(const slm_gguf *g, slm_model_config *cfg, slm_err *err) {
+slm_status slm_model_config_read(const slm_gguf *g, slm_model_config *cfg, slm_err *err) {
     const char *name = slm_gguf_name(g);
     slm_gguf_str arch;
     slm_status st = slm_gguf_get_str(g, "general.architecture", &arch, err);
@@ -160,7 +160,7 @@ static uint64_t matrix_bytes(const slm_weight *w) { return (uint64_t)w->rows * w
 
 slm_model *slm_model_load_mapped(const slm_gguf *g, slm_err *err) {
     slm_model_config cfg;
-    if (config_mapped(g, &cfg, err) != SLM_OK) return NULL;
+    if (slm_model_config_read(g, &cfg, err) != SLM_OK) return NULL;
     int L = cfg.n_layers, D = cfg.dim, F = cfg.hidden_dim, V = cfg.n_vocab, hd = slm_model_head_dim(&cfg);
     int qd = hd * cfg.n_heads, kvd = hd * cfg.n_kv_heads;
     size_t per_layer = 2 * (size_t)D + (cfg.qkv_bias ? (size_t)qd + 2 * (size_t)kvd : 0) +
