@@ -46,3 +46,51 @@ double cli_double(const char *opt, const char *s, double min, double max) {
         cli_die("%s: expected a number from %g to %g, got '%s'", opt, min, max, s);
     return v;
 }
+
+/* Length of the valid UTF-8 sequence at p (n bytes available), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
+    else return 0;
+    if (len > n) return 0;
+    unsigned cp = c & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return len;
+}
+
+void cli_print_quoted(const char *s, size_t n, size_t max) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    putchar('"');
+    while (i < n) {
+        if (max && i >= max) {
+            fputs("\"...", stdout);
+            return;
+        }
+        unsigned c = p[i];
+        size_t len = utf8_len(p + i, n - i);
+        if (len > 1) {
+            fwrite(p + i, 1, len, stdout);
+            i += len;
+            continue;
+        }
+        i++;
+        if (len == 1 && c >= 0x20 && c != 0x7f && c != '"' && c != '\\') putchar((int)c);
+        else if (c == '"') fputs("\\\"", stdout);
+        else if (c == '\\') fputs("\\\\", stdout);
+        else if (c == '\n') fputs("\\n", stdout);
+        else if (c == '\t') fputs("\\t", stdout);
+        else if (c == '\r') fputs("\\r", stdout);
+        else printf("\\x%02x", c);
+    }
+    putchar('"');
+}

@@ -8,6 +8,7 @@
 #define SLM_TOOLS_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/error.h"
 
@@ -32,5 +33,10 @@ const char *cli_value(int argc, char **argv, int *i);
 /* Parses s as an integer / a number within [min, max]; dies naming opt when it is not. */
 long cli_long(const char *opt, const char *s, long min, long max);
 double cli_double(const char *opt, const char *s, double min, double max);
+
+/* Prints s[0..n) to stdout in double quotes: valid UTF-8 as is; quotes, backslashes, control
+ * characters and invalid bytes escaped (\n, \t, \r, \xNN). With max > 0, stops after max
+ * source bytes at a character boundary and ends with "...". */
+void cli_print_quoted(const char *s, size_t n, size_t max);
 
 #endif

@@ -29,56 +29,6 @@ static void usage(FILE *f) {
           f);
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes available), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    unsigned c = p[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
-    else return 0;
-    if (len > n) return 0;
-    unsigned cp = c & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return len;
-}
-
-/* Prints s quoted; escapes control characters, quotes, backslashes and invalid UTF-8; stops
- * after max source bytes (0: no limit) at a character boundary and adds "...". */
-static void print_str(slm_gguf_str s, size_t max) {
-    const unsigned char *p = (const unsigned char *)s.ptr;
-    size_t n = (size_t)s.len, i = 0;
-    putchar('"');
-    while (i < n) {
-        if (max && i >= max) {
-            fputs("\"...", stdout);
-            return;
-        }
-        unsigned c = p[i];
-        size_t len = utf8_len(p + i, n - i);
-        if (len > 1) {
-            fwrite(p + i, 1, len, stdout);
-            i += len;
-            continue;
-        }
-        i++;
-        if (len == 1 && c >= 0x20 && c != 0x7f && c != '"' && c != '\\') putchar((int)c);
-        else if (c == '"') fputs("\\\"", stdout);
-        else if (c == '\\') fputs("\\\\", stdout);
-        else if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c == '\r') fputs("\\r", stdout);
-        else printf("\\x%02x", c);
-    }
-    putchar('"');
-}
-
 /* A name from the file (key or tensor), unquoted but with the same escaping. */
 static void print_name(slm_gguf_str s, int width) {
     int shown = 0;
@@ -117,7 +67,7 @@ static void print_scalar(const slm_gguf_kv *kv, bool all) {
     case SLM_GGUF_FLOAT32: print_float(kv->v.f64, true); break;
     case SLM_GGUF_FLOAT64: print_float(kv->v.f64, false); break;
     case SLM_GGUF_BOOL: fputs(kv->v.b ? "true" : "false", stdout); break;
-    case SLM_GGUF_STRING: print_str(kv->v.str, all ? 0 : STRING_SHOWN); break;
+    case SLM_GGUF_STRING: cli_print_quoted(kv->v.str.ptr, kv->v.str.len, all ? 0 : STRING_SHOWN); break;
     default: fputs("?", stdout); break;
     }
 }
@@ -164,10 +114,10 @@ static void print_header(const slm_gguf *g) {
     const slm_gguf_kv *arch = slm_gguf_find_kv(g, "general.architecture");
     const slm_gguf_kv *name = slm_gguf_find_kv(g, "general.name");
     printf("architecture:  ");
-    if (arch && arch->type == SLM_GGUF_STRING) s = arch->v.str, print_str(s, STRING_SHOWN);
+    if (arch && arch->type == SLM_GGUF_STRING) s = arch->v.str, cli_print_quoted(s.ptr, s.len, STRING_SHOWN);
     else fputs("(not set)", stdout);
     printf("\nname:          ");
-    if (name && name->type == SLM_GGUF_STRING) s = name->v.str, print_str(s, STRING_SHOWN);
+    if (name && name->type == SLM_GGUF_STRING) s = name->v.str, cli_print_quoted(s.ptr, s.len, STRING_SHOWN);
     else fputs("(not set)", stdout);
     putchar('\n');
 }

@@ -37,46 +37,6 @@ static void usage(FILE *f) {
           f);
 }
 
-static size_t utf8_len(const unsigned char *p, size_t n) {
-    unsigned c = p[0], cp, min;
-    size_t len;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, min = 0x10000;
-    else return 0;
-    if (len > n) return 0;
-    cp = c & (0x7fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : len;
-}
-
-static void print_piece(const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s;
-    putchar('"');
-    for (size_t i = 0; i < n;) {
-        size_t len = utf8_len(p + i, n - i);
-        unsigned c = p[i];
-        if (len > 1) {
-            fwrite(p + i, 1, len, stdout);
-            i += len;
-            continue;
-        }
-        i++;
-        if (len == 1 && c >= 0x20 && c != 0x7f && c != '"' && c != '\\') putchar((int)c);
-        else if (c == '"') fputs("\\\"", stdout);
-        else if (c == '\\') fputs("\\\\", stdout);
-        else if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c == '\r') fputs("\\r", stdout);
-        else printf("\\x%02x", c);
-    }
-    putchar('"');
-}
-
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *prompt = NULL;
     int bos = 0, pieces = 0;
@@ -130,7 +90,7 @@ int cmd_tokenize(int argc, char **argv) {
             const char *p = slm_tokenizer_token_bytes(tok, ids[i], &pl);
             if (slm_tokenizer_token_type(tok, ids[i]) == SLM_TOKEN_CONTROL)
                 p = slm_tokenizer_token_text(tok, ids[i], &pl); /* show "<|bos|>", not nothing */
-            print_piece(p, pl);
+            cli_print_quoted(p, pl, 0);
         } else {
             printf("%d", ids[i]);
         }
