@@ -15,6 +15,7 @@
 
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
+#include "quant/gemm.h"
 #include "quant/quant.h"
 
 static const slm_quant_traits *qget(uint32_t type) { return slm_quant_get(type); }
@@ -90,13 +91,17 @@ size_t slm_qmatmul_scratch_bytes(int n, int max_cols, int nth) {
     return (size_t)n * row + (size_t)(nth < 1 ? 1 : nth) * tile;
 }
 
-enum { MODE_SGEMM, MODE_DEQUANT, MODE_VECDOT };
+enum { MODE_SGEMM, MODE_DEQUANT, MODE_VECDOT, MODE_QGEMM };
+
+/* tokens per QGEMM call: the activation rows of a call stay in L2 while the rows stream by */
+#define SLM_QMM_TOK_CHUNK 64
 
 typedef struct {
     float *y;
     int ldy, n, mode, accumulate, n_tiles;
     const float *x;
     const slm_qmat *w;
+    slm_qgemm_fn gemm;  /* QGEMM: tile kernel */
     const slm_quant_traits *tr;
     const char *qx;     /* quantized activations (VECDOT), n rows of qrow bytes; or x itself */
     size_t qrow;
@@ -132,6 +137,15 @@ static void run_slice(const qmm_job *j, int ith, int nth) {
                 slm_matmul_fwd(j->y + r, j->x, tile, 1, cols, nr, beta);
             else
                 slm_gemm(0, 1, n, nr, cols, 1.0f, j->x, cols, tile, cols, beta, j->y + r, j->ldy);
+        }
+        return;
+    }
+    if (j->mode == MODE_QGEMM) {
+        for (int t0 = 0; t0 < n; t0 += SLM_QMM_TOK_CHUNK) {
+            int nt = n - t0 < SLM_QMM_TOK_CHUNK ? n - t0 : SLM_QMM_TOK_CHUNK;
+            j->gemm(cols, r1 - r0, nt, wd + (size_t)r0 * w->row_bytes, w->row_bytes,
+                    j->qx + (size_t)t0 * j->qrow, j->qrow, j->y + (size_t)t0 * j->ldy + r0,
+                    (size_t)j->ldy, j->accumulate);
         }
         return;
     }
@@ -188,6 +202,8 @@ void slm_qmatmul(slm_pool *pool, float *y, int ldy, const float *x, int n, const
         j.mode = MODE_VECDOT;
         j.tr = qget(w->type);
         SLM_ASSERT(j.tr && j.tr->vec_dot);
+        if (j.tr->vec_dot_type == SLM_GGML_Q8_0 && (j.gemm = slm_qgemm_get(w->type)) != NULL)
+            j.mode = MODE_QGEMM;
         if (j.tr->vec_dot_type == SLM_GGML_F32) {
             j.qx = (const char *)x;
             j.qrow = (size_t)w->cols * sizeof(float);
