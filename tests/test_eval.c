@@ -1,0 +1,413 @@
+/* test_eval.c: slm eval's library — classification metrics on hand-computed cases, percentiles,
+ * energy arithmetic and RAPL parsing from a fake powercap tree, SVG well-formedness, report
+ * JSON round trip and the regression gate. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/file.h"
+#include "eval/classify_metrics.h"
+#include "eval/energy.h"
+#include "eval/latency.h"
+#include "eval/svg.h"
+#include "util/testutil.h"
+
+/* ---- helpers ---- */
+
+/* Rows with `hi` on the predicted label and the rest spread evenly. */
+static void fill_rows(float *probs, const int *pred, int n, int L, float hi) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < L; j++) probs[i * L + j] = j == pred[i] ? hi : (1.0f - hi) / (float)(L - 1);
+}
+
+/* ---- classification metrics ---- */
+
+static void test_metrics_perfect_and_all_wrong(void **state) {
+    (void)state;
+    int gold[3] = {0, 1, 2}, pred_ok[3] = {0, 1, 2}, pred_bad[3] = {1, 2, 0};
+    float probs[9];
+    slm_cls_metrics m;
+    fill_rows(probs, pred_ok, 3, 3, 1.0f);
+    TU_OK(slm_cls_metrics_compute(probs, gold, 3, 3, 10, &m, tu_err()));
+    assert_int_equal(m.n_correct, 3);
+    assert_true(m.accuracy == 1.0 && m.macro_f1 == 1.0 && m.ece == 0.0);
+    for (int j = 0; j < 3; j++) {
+        assert_true(m.precision[j] == 1.0 && m.recall[j] == 1.0 && m.f1[j] == 1.0);
+        assert_int_equal(m.support[j], 1);
+        assert_int_equal(m.confusion[j * 3 + j], 1);
+    }
+    assert_int_equal(m.bins[9].count, 3); /* confidence 1.0 goes to the last bin */
+    slm_cls_metrics_free(&m);
+
+    fill_rows(probs, pred_bad, 3, 3, 1.0f);
+    TU_OK(slm_cls_metrics_compute(probs, gold, 3, 3, 10, &m, tu_err()));
+    assert_true(m.accuracy == 0.0 && m.macro_f1 == 0.0);
+    assert_true(fabs(m.ece - 1.0) < 1e-12); /* fully confident, never right */
+    assert_int_equal(m.confusion[0 * 3 + 1], 1);
+    assert_int_equal(m.confusion[2 * 3 + 0], 1);
+    slm_cls_metrics_free(&m);
+}
+
+static void test_metrics_known_3x3(void **state) {
+    (void)state;
+    /* gold A: A A A B; gold B: A B B C; gold C: C C.  Hand-computed:
+     * P = (3/4, 2/3, 2/3), R = (3/4, 1/2, 1), F1 = (3/4, 4/7, 4/5), macro-F1 = 0.707142857... */
+    int gold[10] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2};
+    int pred[10] = {0, 0, 0, 1, 0, 1, 1, 2, 2, 2};
+    float probs[30];
+    fill_rows(probs, pred, 10, 3, 0.6f);
+    slm_cls_metrics m;
+    TU_OK(slm_cls_metrics_compute(probs, gold, 10, 3, 10, &m, tu_err()));
+    long want[9] = {3, 1, 0, 1, 2, 1, 0, 0, 2};
+    for (int k = 0; k < 9; k++) assert_int_equal(m.confusion[k], want[k]);
+    assert_true(fabs(m.accuracy - 0.7) < 1e-12);
+    double P[3] = {0.75, 2.0 / 3, 2.0 / 3}, R[3] = {0.75, 0.5, 1.0}, F[3] = {0.75, 4.0 / 7, 0.8};
+    for (int j = 0; j < 3; j++) {
+        assert_true(fabs(m.precision[j] - P[j]) < 1e-12);
+        assert_true(fabs(m.recall[j] - R[j]) < 1e-12);
+        assert_true(fabs(m.f1[j] - F[j]) < 1e-12);
+    }
+    assert_int_equal(m.support[0], 4);
+    assert_int_equal(m.support[2], 2);
+    assert_int_equal(m.predicted[0], 4);
+    assert_true(fabs(m.macro_f1 - (0.75 + 4.0 / 7 + 0.8) / 3) < 1e-12);
+    /* every confidence is 0.6: one bin [0.6, 0.7), accuracy 0.7, ECE |0.7 - 0.6| */
+    assert_int_equal(m.bins[6].count, 10);
+    assert_true(fabs(m.ece - 0.1) < 1e-6);
+    slm_cls_metrics_free(&m);
+}
+
+static void test_metrics_unknown_gold_counts_wrong(void **state) {
+    (void)state;
+    int gold[4] = {0, 1, -1, -1}, pred[4] = {0, 1, 0, 1};
+    float probs[8];
+    fill_rows(probs, pred, 4, 2, 0.9f);
+    slm_cls_metrics m;
+    TU_OK(slm_cls_metrics_compute(probs, gold, 4, 2, 10, &m, tu_err()));
+    assert_int_equal(m.n_unknown, 2);
+    assert_true(fabs(m.accuracy - 0.5) < 1e-12);
+    assert_true(m.recall[0] == 1.0 && fabs(m.precision[0] - 0.5) < 1e-12); /* FP from unknown */
+    assert_int_equal(m.support[0] + m.support[1], 2);
+    slm_cls_metrics_free(&m);
+
+    gold[2] = 2; /* outside [-1, L) */
+    slm_err e;
+    assert_int_equal(slm_cls_metrics_compute(probs, gold, 4, 2, 10, &m, &e), SLM_ERR_RANGE);
+    assert_non_null(strstr(e.msg, "example 2"));
+    assert_null(m.confusion);
+    assert_int_equal(slm_cls_metrics_compute(probs, gold, 0, 2, 10, &m, &e), SLM_ERR_ARG);
+}
+
+static void test_ece_calibrated_vs_overconfident(void **state) {
+    (void)state;
+    int gold[10], pred[10];
+    float probs[20];
+    slm_cls_metrics m;
+    /* calibrated: confidence 0.8, 8 of 10 right */
+    for (int i = 0; i < 10; i++) gold[i] = 0, pred[i] = i < 8 ? 0 : 1;
+    fill_rows(probs, pred, 10, 2, 0.8f);
+    TU_OK(slm_cls_metrics_compute(probs, gold, 10, 2, 10, &m, tu_err()));
+    assert_true(m.ece < 1e-6);
+    assert_int_equal(m.bins[8].count, 10);
+    assert_true(fabs(m.bins[8].accuracy - 0.8) < 1e-12);
+    slm_cls_metrics_free(&m);
+    /* overconfident: confidence 0.9, half right -> 0.4 */
+    for (int i = 0; i < 10; i++) pred[i] = i < 5 ? 0 : 1;
+    fill_rows(probs, pred, 10, 2, 0.9f);
+    TU_OK(slm_cls_metrics_compute(probs, gold, 10, 2, 10, &m, tu_err()));
+    assert_true(fabs(m.ece - 0.4) < 1e-6);
+    slm_cls_metrics_free(&m);
+    /* two bins: 4 at 0.95 with 2 right (gap .45), 6 at 0.55 with 3 right (gap .05):
+     * ECE = 0.4 * 0.45 + 0.6 * 0.05 = 0.21 */
+    for (int i = 0; i < 10; i++) pred[i] = (i < 4 ? i < 2 : i < 7) ? 0 : 1;
+    for (int i = 0; i < 10; i++) {
+        float hi = i < 4 ? 0.95f : 0.55f;
+        probs[2 * i + pred[i]] = hi;
+        probs[2 * i + 1 - pred[i]] = 1 - hi;
+    }
+    TU_OK(slm_cls_metrics_compute(probs, gold, 10, 2, 10, &m, tu_err()));
+    assert_true(fabs(m.ece - 0.21) < 1e-6);
+    assert_int_equal(m.bins[9].count, 4);
+    assert_int_equal(m.bins[5].count, 6);
+    slm_cls_metrics_free(&m);
+}
+
+static void test_auroc(void **state) {
+    (void)state;
+    double a;
+    double p1[2] = {0.9, 0.8}, n1[2] = {0.1, 0.2};
+    TU_OK(slm_auroc(p1, 2, n1, 2, &a, tu_err()));
+    assert_true(a == 1.0);
+    TU_OK(slm_auroc(n1, 2, p1, 2, &a, tu_err()));
+    assert_true(a == 0.0);
+    double same[3] = {0.5, 0.5, 0.5};
+    TU_OK(slm_auroc(same, 3, same, 2, &a, tu_err()));
+    assert_true(fabs(a - 0.5) < 1e-12);
+    /* pairs: (.9,.5)=1 (.9,.2)=1 (.5,.5)=.5 (.5,.2)=1 (.3,.5)=0 (.3,.2)=1 -> 4.5 / 6 */
+    double p2[3] = {0.9, 0.5, 0.3}, n2[2] = {0.5, 0.2};
+    TU_OK(slm_auroc(p2, 3, n2, 2, &a, tu_err()));
+    assert_true(fabs(a - 0.75) < 1e-12);
+    slm_err e;
+    assert_int_equal(slm_auroc(p2, 3, n2, 0, &a, &e), SLM_ERR_ARG);
+    double bad[1] = {NAN};
+    assert_int_equal(slm_auroc(p2, 3, bad, 1, &a, &e), SLM_ERR_RANGE);
+}
+
+static void test_ood_recall_at_accuracy(void **state) {
+    (void)state;
+    double in[6] = {0.99, 0.95, 0.9, 0.8, 0.7, 0.6};
+    unsigned char ok[6] = {1, 1, 1, 0, 1, 0};
+    double ood[4] = {0.95, 0.75, 0.65, 0.5};
+    slm_ood_at_acc r;
+    /* keeping >= .7: 4 of 5 right (.8 >= .75); >= .6 would be 4/6. Rejects .65 and .5 of OOD. */
+    TU_OK(slm_ood_at_accuracy(in, ok, 6, ood, 4, 0.75, &r, tu_err()));
+    assert_true(r.reached);
+    assert_true(r.threshold == 0.7);
+    assert_true(fabs(r.in_coverage - 5.0 / 6) < 1e-12);
+    assert_true(fabs(r.in_accuracy - 0.8) < 1e-12);
+    assert_true(fabs(r.ood_recall - 0.5) < 1e-12);
+    /* target 1.0: keep >= .9 (3 right), rejects .75 .65 .5 */
+    TU_OK(slm_ood_at_accuracy(in, ok, 6, ood, 4, 1.0, &r, tu_err()));
+    assert_true(r.threshold == 0.9 && fabs(r.in_coverage - 0.5) < 1e-12);
+    assert_true(fabs(r.ood_recall - 0.75) < 1e-12);
+    /* never right: target unreachable, everything rejected */
+    unsigned char none[6] = {0};
+    TU_OK(slm_ood_at_accuracy(in, none, 6, ood, 4, 0.95, &r, tu_err()));
+    assert_false(r.reached);
+    assert_true(r.ood_recall == 1.0 && r.in_coverage == 0.0);
+    slm_err e;
+    assert_int_equal(slm_ood_at_accuracy(in, ok, 6, ood, 4, 0.0, &r, &e), SLM_ERR_ARG);
+    assert_int_equal(slm_ood_at_accuracy(in, ok, 6, ood, 0, 0.9, &r, &e), SLM_ERR_ARG);
+}
+
+/* ---- percentiles ---- */
+
+static void test_percentiles(void **state) {
+    (void)state;
+    double x[4] = {4, 1, 3, 2}, v;
+    TU_OK(slm_percentile(x, 4, 50, &v, tu_err()));
+    assert_true(v == 2.5);
+    TU_OK(slm_percentile(x, 4, 0, &v, tu_err()));
+    assert_true(v == 1);
+    TU_OK(slm_percentile(x, 4, 100, &v, tu_err()));
+    assert_true(v == 4);
+    TU_OK(slm_percentile(x, 4, 95, &v, tu_err())); /* h = 2.85 -> 3 + .85 */
+    assert_true(fabs(v - 3.85) < 1e-12);
+    assert_true(x[0] == 4); /* input untouched */
+    double h[100];
+    for (int i = 0; i < 100; i++) h[i] = 100 - i;
+    slm_latency_stats s;
+    TU_OK(slm_latency_summarize(h, 100, &s, tu_err()));
+    assert_true(fabs(s.p99 - 99.01) < 1e-9 && fabs(s.p50 - 50.5) < 1e-12);
+    assert_true(fabs(s.p95 - 95.05) < 1e-9 && s.mean == 50.5 && s.min == 1 && s.max == 100);
+    double one = 7;
+    TU_OK(slm_latency_summarize(&one, 1, &s, tu_err()));
+    assert_true(s.p50 == 7 && s.p99 == 7);
+    slm_err e;
+    assert_int_equal(slm_percentile(x, 0, 50, &v, &e), SLM_ERR_ARG);
+}
+
+/* ---- energy ---- */
+
+static void test_energy_estimate_arithmetic(void **state) {
+    (void)state;
+    slm_energy_opts o;
+    slm_energy_opts_default(&o);
+    assert_true(o.watts_per_core == 10 && o.grid_g_per_kwh == 400 && o.price_per_cpu_hour == 0.05);
+    slm_energy_result r;
+    /* 2 CPU-seconds at 10 W = 20 J over 100 queries */
+    TU_OK(slm_energy_derive(-1, 2.0, 1.0, 100, &o, &r, tu_err()));
+    assert_false(r.measured);
+    assert_string_equal(r.method, "estimated");
+    assert_true(fabs(r.joules - 20) < 1e-12 && fabs(r.j_per_query - 0.2) < 1e-12);
+    assert_true(fabs(r.queries_per_kwh - 1.8e7) < 1e-3);
+    assert_true(fabs(r.g_co2e_per_1k - 0.2 * 1000 / 3.6e6 * 400) < 1e-15);
+    assert_true(fabs(r.usd_per_1k - 0.02 * 1000 / 3600 * 0.05) < 1e-15);
+    TU_OK(slm_energy_derive(5.0, 2.0, 1.0, 100, &o, &r, tu_err()));
+    assert_true(r.measured && fabs(r.j_per_query - 0.05) < 1e-12);
+    assert_string_equal(r.method, "measured (RAPL)");
+    slm_err e;
+    assert_int_equal(slm_energy_derive(1, 1, 1, 0, &o, &r, &e), SLM_ERR_ARG);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_rapl_fake_sysfs(void **state) {
+    (void)state;
+    const char *root = tu_tmp_path("powercap");
+    char p[1024];
+    mkdir(root, 0755);
+    snprintf(p, sizeof p, "%s/intel-rapl:0", root), mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/intel-rapl:0:0", root), mkdir(p, 0755); /* sub-zone: ignored */
+    snprintf(p, sizeof p, "%s/intel-rapl:1", root), mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/intel-rapl:0/energy_uj", root), write_text(p, "262143328000\n");
+    snprintf(p, sizeof p, "%s/intel-rapl:0/max_energy_range_uj", root), write_text(p, "262143328850\n");
+    snprintf(p, sizeof p, "%s/intel-rapl:0:0/energy_uj", root), write_text(p, "999999\n");
+    snprintf(p, sizeof p, "%s/intel-rapl:1/energy_uj", root), write_text(p, "1000000\n");
+    slm_rapl_snapshot a, b;
+    TU_OK(slm_rapl_read(root, &a, tu_err()));
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.name[0], "intel-rapl:0");
+    assert_true(a.max_range_uj[1] == 0);
+    /* zone 0 wraps: 850 to the top + 500; zone 1 advances 2.5 J */
+    snprintf(p, sizeof p, "%s/intel-rapl:0/energy_uj", root), write_text(p, "500\n");
+    snprintf(p, sizeof p, "%s/intel-rapl:1/energy_uj", root), write_text(p, "3500000\n");
+    TU_OK(slm_rapl_read(root, &b, tu_err()));
+    double j;
+    TU_OK(slm_rapl_joules(&a, &b, &j, tu_err()));
+    assert_true(fabs(j - (1350e-6 + 2.5)) < 1e-12);
+    /* zone 1 going backwards without a range cannot be undone */
+    slm_err e;
+    assert_int_equal(slm_rapl_joules(&b, &a, &j, &e), SLM_ERR_FORMAT);
+    assert_non_null(strstr(e.msg, "intel-rapl:1"));
+
+    /* the meter uses RAPL when the tree is readable */
+    slm_energy_opts o;
+    slm_energy_opts_default(&o);
+    o.powercap_root = root;
+    slm_energy_meter m;
+    slm_energy_meter_start(&m, &o);
+    assert_true(m.have_rapl);
+    snprintf(p, sizeof p, "%s/intel-rapl:1/energy_uj", root), write_text(p, "4500000\n");
+    slm_energy_result r;
+    TU_OK(slm_energy_meter_stop(&m, 10, &r, tu_err()));
+    assert_true(r.measured && fabs(r.joules - 1.0) < 1e-9 && fabs(r.j_per_query - 0.1) < 1e-9);
+
+    /* malformed counter: named; missing tree: unsupported, and the meter estimates */
+    snprintf(p, sizeof p, "%s/intel-rapl:1/energy_uj", root), write_text(p, "garbage\n");
+    assert_int_equal(slm_rapl_read(root, &a, &e), SLM_ERR_FORMAT);
+    assert_non_null(strstr(e.msg, "intel-rapl:1/energy_uj"));
+    assert_int_equal(slm_rapl_read(tu_tmp_path("no-powercap"), &a, &e), SLM_ERR_UNSUPPORTED);
+    o.powercap_root = tu_tmp_path("no-powercap");
+    slm_energy_meter_start(&m, &o);
+    assert_false(m.have_rapl);
+    assert_true(m.why_estimated[0] != '\0');
+    TU_OK(slm_energy_meter_stop(&m, 10, &r, tu_err()));
+    assert_false(r.measured);
+}
+
+static void test_peak_rss_probe(void **state) {
+    (void)state;
+    long kib = slm_eval_peak_rss_kib();
+    assert_true(kib > 0);
+}
+
+/* ---- SVG ---- */
+
+/* Checks that every element is closed in order and every '&' starts a known entity. */
+static void assert_well_formed(const char *s) {
+    assert_true(!strncmp(s, "<?xml", 5));
+    char stack[64][32];
+    int depth = 0, roots = 0;
+    for (const char *c = s; *c; c++) {
+        if (*c == '&') {
+            const char *ents[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;"};
+            int ok = 0;
+            for (int k = 0; k < 5; k++) ok |= !strncmp(c, ents[k], strlen(ents[k]));
+            if (!ok) fail_msg("bare '&' at: %.30s", c);
+        }
+        if (*c == '>' && depth == 0 && c > s && c[-1] != '?' && c[-1] != '/')
+            continue;
+        if (*c != '<') continue;
+        if (c[1] == '?') {
+            c = strstr(c, "?>");
+            assert_non_null(c);
+            continue;
+        }
+        const char *end = strchr(c, '>');
+        assert_non_null(end);
+        int closing = c[1] == '/';
+        const char *name = c + 1 + closing;
+        size_t len = strcspn(name, " />\n");
+        assert_true(len > 0 && len < 32);
+        for (const char *q = c + 1; q < end; q++) assert_true(*q != '<');
+        if (closing) {
+            assert_true(depth > 0);
+            depth--;
+            if (strncmp(stack[depth], name, len) || stack[depth][len])
+                fail_msg("</%.*s> closes <%s>", (int)len, name, stack[depth]);
+        } else if (end[-1] != '/') {
+            assert_true(depth < 64);
+            if (depth == 0) roots++;
+            memcpy(stack[depth], name, len);
+            stack[depth][len] = '\0';
+            depth++;
+        }
+        c = end;
+    }
+    assert_int_equal(depth, 0);
+    assert_int_equal(roots, 1);
+}
+
+static char *svg_to_string(int kind) {
+    const char *path = tu_tmp_path("plot.svg");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    double x[4] = {1, 2, 3, 4}, y1[4] = {3.2, 2.1, NAN, 1.5}, y2[4] = {3.4, 2.5, 2.2, 2.0};
+    slm_svg_series s[2] = {{"train <loss> & co", x, y1, 4}, {"val \"loss\"", x, y2, 4}};
+    slm_calib_bin bins[2] = {{0.5, 0.75, 3, 0.6, 0.66}, {0.75, 1.0, 7, 0.9, 0.85}};
+    slm_svg_reliability_model rm[2] = {{"cand<&>", bins, 2}, {"base", bins, 2}};
+    slm_svg_point pts[3] = {{"slm <tiny> & q8", 0.002, 0.91}, {"tf-idf 'lr'", 0.0004, 0.918},
+                            {"skipped", 0, 0.5}};
+    slm_status st;
+    if (kind == 0) st = slm_svg_line_chart(f, "loss <&>", "step", "loss", s, 2, tu_err());
+    else if (kind == 1) st = slm_svg_reliability(f, "reliability & <calibration>", rm, 2, tu_err());
+    else st = slm_svg_scatter(f, "accuracy vs cost <&>", "USD / 1k", "accuracy", pts, 3, 1, tu_err());
+    fclose(f);
+    TU_OK(st);
+    char *data;
+    size_t len;
+    TU_OK(slm_file_read_all(path, &data, &len, tu_err()));
+    return data;
+}
+
+static void test_svg_well_formed_and_escaped(void **state) {
+    (void)state;
+    for (int kind = 0; kind < 3; kind++) {
+        char *s = svg_to_string(kind);
+        assert_well_formed(s);
+        assert_null(strstr(s, "<&"));
+        assert_non_null(strstr(s, "&lt;&amp;&gt;"));
+        assert_non_null(strstr(s, "</svg>"));
+        if (kind == 0) {
+            assert_non_null(strstr(s, "train &lt;loss&gt; &amp; co"));
+            assert_non_null(strstr(s, "val &quot;loss&quot;"));
+            assert_non_null(strstr(s, " M")); /* the NaN broke the first line */
+        }
+        if (kind == 1) assert_non_null(strstr(s, "stroke-dasharray")); /* the diagonal */
+        if (kind == 2) {
+            assert_non_null(strstr(s, "tf-idf &apos;lr&apos;"));
+            assert_null(strstr(s, ">skipped<")); /* x = 0 on a log axis */
+        }
+        free(s);
+    }
+    slm_err e;
+    FILE *f = fopen(tu_tmp_path("empty.svg"), "w");
+    assert_int_equal(slm_svg_line_chart(f, "t", "x", "y", NULL, 0, &e), SLM_ERR_ARG);
+    assert_int_equal(slm_svg_reliability(f, "t", NULL, 0, &e), SLM_ERR_ARG);
+    fclose(f);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_metrics_perfect_and_all_wrong),
+        cmocka_unit_test(test_metrics_known_3x3),
+        cmocka_unit_test(test_metrics_unknown_gold_counts_wrong),
+        cmocka_unit_test(test_ece_calibrated_vs_overconfident),
+        cmocka_unit_test(test_auroc),
+        cmocka_unit_test(test_ood_recall_at_accuracy),
+        cmocka_unit_test(test_percentiles),
+        cmocka_unit_test(test_energy_estimate_arithmetic),
+        cmocka_unit_test(test_rapl_fake_sysfs),
+        cmocka_unit_test(test_peak_rss_probe),
+        cmocka_unit_test(test_svg_well_formed_and_escaped),
+    };
+    return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
+}
