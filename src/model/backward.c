@@ -8,6 +8,8 @@
  * (dX = dY·W), split across the pool by workspace.c. Norm-weight gradients are reduced per column and the embedding's scatter-add per
  * vocabulary range, so no two threads add into one float and results do not depend on the thread
  * count. The tied output's gradient lands on token_embd because the carve makes them one tensor.
+ * slm_model_backward_hidden enters below the output projection, from a gradient with respect to
+ * the final hidden state (task heads, e.g. classification, that read the hidden state itself).
  */
 #include "model/workspace.h"
 
@@ -120,9 +122,9 @@ static slm_status check_batch(const slm_ctx *c, const slm_batch *b, slm_err *err
     return SLM_OK;
 }
 
-slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, const slm_batch *b,
-                              float *grads, slm_err *err) {
-    (void)kv; /* keys and values are read from the workspace's copy of q|k|v */
+/* Checks shared by both entry points; need_dlogits: the workspace must hold d(loss)/d(logits). */
+static slm_status backward_check(const slm_model *m, const slm_ctx *c, const slm_batch *b,
+                                 const float *grads, int need_dlogits, slm_err *err) {
     if (!m || !c || !grads)
         return slm_err_set(err, SLM_ERR_ARG, "backward: model, workspace and gradient block are required");
     if (m->mapped || m->cfg.arch != SLM_ARCH_LLAMA || m->cfg.rope_neox || m->cfg.qkv_bias ||
@@ -134,35 +136,25 @@ slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, 
                            m->cfg.rope_neox ? ", NEOX RoPE" : "");
     if (!c->train)
         return slm_err_set(err, SLM_ERR_ARG, "backward: the workspace was not created with train = 1");
-    if (c->state != 2)
+    if (need_dlogits && c->state != 2)
         return slm_err_set(err, SLM_ERR_ARG,
                            "backward: no d(loss)/d(logits): run the forward, then slm_model_loss "
                            "(or fill slm_ctx_dlogits)");
+    if (!need_dlogits && c->state < 1)
+        return slm_err_set(err, SLM_ERR_ARG, "backward: no forward has run on this workspace");
     if (memcmp(&m->cfg, &c->cfg, sizeof m->cfg) != 0)
         return slm_err_set(err, SLM_ERR_ARG, "backward: the workspace was made for another model config");
-    slm_status st = check_batch(c, b, err);
-    if (st != SLM_OK) return st;
+    return check_batch(c, b, err);
+}
 
+/* From d/d(output_norm output), which c->dxn holds, down to the embedding. */
+static void backward_body(const slm_model *m, slm_ctx *c, slm_model_tensors *gt) {
     const slm_model_config *cfg = &m->cfg;
     int n = c->n_tokens, D = cfg->dim, F = cfg->hidden_dim, V = cfg->n_vocab, L = cfg->n_layers;
     size_t sD = slm_ws_stride(c, (size_t)D), s1 = slm_ws_stride(c, 1),
            sQKV = slm_ws_stride(c, (size_t)c->qkvd), sQ = slm_ws_stride(c, (size_t)c->qd),
            sGU = slm_ws_stride(c, 2 * (size_t)F);
-    slm_model_tensors gt;
-    slm_model_carve(cfg, grads, &gt, c->glayers);
-
-    /* output projection and final norm */
-    if (c->all_outputs) {
-        slm_ws_matmul_bwd(c, c->dxn, gt.output, c->logits, c->xnf, m->w.output, n, D, V, 0.0f);
-    } else {
-        memset(c->dxn, 0, sizeof(float) * (size_t)n * D);
-        if (c->n_outputs > 0) {
-            slm_ws_matmul_bwd(c, c->dx, gt.output, c->logits, c->gather, m->w.output, c->n_outputs, D, V, 0.0f);
-            scatter_arg sa = {c->dx, c->dxn};
-            slm_ws_par_rows(c, c->n_outputs, scatter_rows, &sa);
-        }
-    }
-    norm_backward(c, c->dx, gt.output_norm, c->dxn, c->res + L * sD, c->rmsf, m->w.output_norm, 0);
+    norm_backward(c, c->dx, gt->output_norm, c->dxn, c->res + L * sD, c->rmsf, m->w.output_norm, 0);
 
     for (int l = L - 1; l >= 0; l--) {
         const slm_layer_tensors *w = &m->w.layers[l];
@@ -184,7 +176,46 @@ slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, 
         slm_ws_matmul_bwd(c, c->dxn, gw->wq, c->dqkv, xn1, w->wq, n, D, c->qkvd, 0.0f);
         norm_backward(c, c->dx, gw->attn_norm, c->dxn, res, rms1, w->attn_norm, 1);
     }
-    embb_arg ea = {gt.token_embd};
+    embb_arg ea = {gt->token_embd};
     slm_ws_par_rows(c, V, embed_back_vocab, &ea);
+}
+
+slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, const slm_batch *b,
+                              float *grads, slm_err *err) {
+    (void)kv; /* keys and values are read from the workspace's copy of q|k|v */
+    slm_status st = backward_check(m, c, b, grads, 1, err);
+    if (st != SLM_OK) return st;
+
+    const slm_model_config *cfg = &m->cfg;
+    int n = c->n_tokens, D = cfg->dim, V = cfg->n_vocab;
+    slm_model_tensors gt;
+    slm_model_carve(cfg, grads, &gt, c->glayers);
+
+    /* output projection and final norm */
+    if (c->all_outputs) {
+        slm_ws_matmul_bwd(c, c->dxn, gt.output, c->logits, c->xnf, m->w.output, n, D, V, 0.0f);
+    } else {
+        memset(c->dxn, 0, sizeof(float) * (size_t)n * D);
+        if (c->n_outputs > 0) {
+            slm_ws_matmul_bwd(c, c->dx, gt.output, c->logits, c->gather, m->w.output, c->n_outputs, D, V, 0.0f);
+            scatter_arg sa = {c->dx, c->dxn};
+            slm_ws_par_rows(c, c->n_outputs, scatter_rows, &sa);
+        }
+    }
+    backward_body(m, c, &gt);
+    return SLM_OK;
+}
+
+slm_status slm_model_backward_hidden(const slm_model *m, slm_ctx *c, slm_kv_cache *kv,
+                                     const slm_batch *b, const float *dhidden, float *grads,
+                                     slm_err *err) {
+    (void)kv;
+    if (!dhidden) return slm_err_set(err, SLM_ERR_ARG, "backward: d(loss)/d(hidden) is required");
+    slm_status st = backward_check(m, c, b, grads, 0, err);
+    if (st != SLM_OK) return st;
+    slm_model_tensors gt;
+    slm_model_carve(&m->cfg, grads, &gt, c->glayers);
+    memcpy(c->dxn, dhidden, sizeof(float) * (size_t)c->n_tokens * (size_t)m->cfg.dim);
+    backward_body(m, c, &gt);
     return SLM_OK;
 }

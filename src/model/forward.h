@@ -86,4 +86,12 @@ float slm_model_loss(slm_ctx *c, const int32_t *targets, float scale, int *n_cou
 slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, const slm_batch *b,
                               float *grads, slm_err *err);
 
+/* The same from a gradient with respect to the final hidden state instead of the logits: dhidden
+ * is (n, D), d(loss)/d(slm_ctx_hidden) for every batch token (zero rows for tokens the loss does
+ * not read). The output projection gets no gradient. Needs a fresh forward on a train workspace
+ * (the batch may ask for no logits at all: output flags all zero); slm_model_loss is not needed. */
+slm_status slm_model_backward_hidden(const slm_model *m, slm_ctx *c, slm_kv_cache *kv,
+                                     const slm_batch *b, const float *dhidden, float *grads,
+                                     slm_err *err);
+
 #endif
