@@ -33,16 +33,19 @@ static int ends_clean(const char *s, size_t k) {
     return 1;
 }
 
+/* The longest run of 13-19 digits, ending at a group boundary, that passes Luhn (so a card number
+ * followed by another number, "4111... 555", still matches up to its own end). */
 static size_t match_card(const char *s) {
     char digits[20];
-    size_t n = 0, k = 0;
-    while (is_digit(s[k])) {
-        if (n == 19) return 0;
+    size_t n = 0, k = 0, end_k[20] = {0};
+    while (is_digit(s[k]) && n < 19) {
         digits[n++] = s[k++];
+        if (!is_digit(s[k])) end_k[n] = k; /* a group ends here */
         if ((s[k] == ' ' || s[k] == '-') && is_digit(s[k + 1])) k++;
     }
-    if (n < 13 || !ends_clean(s, k) || !slm_pii_luhn(digits, n)) return 0;
-    return k;
+    for (size_t m = n; m >= 13; m--)
+        if (end_k[m] && ends_clean(s, end_k[m]) && slm_pii_luhn(digits, m)) return end_k[m];
+    return 0;
 }
 
 static int email_local(char c) { return is_alnum(c) || (c && strchr("._%+-'", c)); }
