@@ -167,10 +167,35 @@ static void test_qmatmul_threads(void **state) {
     }
 }
 
+/* the AVX2 activation quantizer against the reference bytes: random rows and exact ties (amax
+ * 127 makes d = 1, so k + 0.5 is a tie roundf takes away from zero), zeros, tails */
+static void test_quantize_q8_0_exact(void **state) {
+    (void)state;
+    if (!slm_cpu_has_avx2()) skip();
+    slm_rng r;
+    slm_rng_seed(&r, 5, 3);
+    enum { N = 32 * 37 };
+    float x[N];
+    char a[N / 32 * 34], b[N / 32 * 34];
+    for (int mode = 0; mode < 3; mode++) {
+        for (int i = 0; i < N; i++) {
+            if (mode == 0) x[i] = slm_rng_normal(&r) * (i % 64 < 32 ? 1e-3f : 30.0f);
+            else if (mode == 1) x[i] = i % 32 == 0 ? 127.0f : (float)((int)(slm_rng_u32(&r) % 253) - 126) + 0.5f * (float)(i % 2);
+            else x[i] = (i / 32) % 2 ? 0.0f : -1.0f * (float)(i % 32) / 31.0f;
+        }
+        for (int n = 32; n <= N; n += 32 * 9) {
+            slm_q8_0_from_float(x, a, n);
+            slm_quantize_q8_0_avx2(x, b, n);
+            if (memcmp(a, b, (size_t)n / 32 * 34) != 0) fail_msg("mode %d n %d: quantizer bytes differ", mode, n);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_simd_vs_ref),
         cmocka_unit_test(test_qmatmul_threads),
+        cmocka_unit_test(test_quantize_q8_0_exact),
     };
     return cmocka_run_group_tests_name("gemm", tests, NULL, NULL);
 }

@@ -178,6 +178,11 @@ static void quant_tramp(void *ctx, int ith, int nth) {
     const quant_job *q = ctx;
     size_t b, e;
     slm_pool_slice((size_t)q->n, ith, nth, &b, &e);
+    if (q->vt->type == SLM_GGML_Q8_0 && slm_cpu_has_avx2()) {
+        for (size_t i = b; i < e; i++)
+            slm_quantize_q8_0_avx2(q->x + i * (size_t)q->cols, q->qx + i * q->qrow, q->cols);
+        return;
+    }
     for (size_t i = b; i < e; i++)
         q->vt->from_float(q->x + i * (size_t)q->cols, q->qx + i * q->qrow, q->cols);
 }

@@ -41,5 +41,8 @@ void slm_qgemm_q8_0_avx2(int cols, int nr, int nt, const void *w, size_t w_strid
                          size_t x_stride, float *y, size_t ldy, int accumulate);
 void slm_qgemm_q4_0_avx2(int cols, int nr, int nt, const void *w, size_t w_stride, const void *x,
                          size_t x_stride, float *y, size_t ldy, int accumulate);
+/* Q8_0 quantization of activation rows (n a multiple of 32), byte-identical to the reference
+ * slm_q8_0_from_float for finite input; AVX2, only called when the CPU has it. */
+void slm_quantize_q8_0_avx2(const float *x, void *y, int64_t n);
 
 #endif

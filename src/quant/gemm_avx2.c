@@ -192,6 +192,43 @@ void slm_qgemm_q4_0_avx2(int cols, int nr, int nt, const void *w, size_t w_strid
         run_tiles(q4_0_avx2_tiles, 3, cols, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate);
 }
 
+/* Q8_0 quantization of activations, the bytes of slm_q8_0_from_float (q8_0.c) for finite input:
+ * amax by max (order-free), d = amax/127 and id = 1/d as there, x·id rounded half away from zero
+ * as roundf does (trunc, then +1 when the remainder is >= 0.5: exact for |v| < 2^23). */
+AVX2 void slm_quantize_q8_0_avx2(const float *x, void *vy, int64_t n) {
+    slm_block_q8_0 *y = vy;
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    for (int64_t i = 0; i < n / SLM_QK8_0; i++) {
+        const float *xb = x + i * SLM_QK8_0;
+        __m256 v[4];
+        __m256 m = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(xb + 8 * k);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = slm_q_fp32_to_fp16(d);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) {
+            __m256 s = _mm256_mul_ps(v[k], _mm256_set1_ps(id));
+            __m256 a = _mm256_andnot_ps(sign, s);
+            __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            t = _mm256_add_ps(t, _mm256_and_ps(one, _mm256_cmp_ps(_mm256_sub_ps(a, t), half, _CMP_GE_OQ)));
+            t = _mm256_or_ps(t, _mm256_and_ps(sign, s));
+            q[k] = _mm256_cvttps_epi32(t);
+        }
+        __m256i p01 = _mm256_packs_epi32(q[0], q[1]), p23 = _mm256_packs_epi32(q[2], q[3]);
+        __m256i b = _mm256_packs_epi16(p01, p23);
+        b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y[i].qs, b);
+    }
+}
+
 #else /* no x86-64: never selected (slm_cpu_has_avx2 is 0); the references stand in */
 
 void slm_qgemm_q8_0_avx2(int cols, int nr, int nt, const void *w, size_t w_stride, const void *x,
@@ -202,5 +239,7 @@ void slm_qgemm_q4_0_avx2(int cols, int nr, int nt, const void *w, size_t w_strid
                          size_t x_stride, float *y, size_t ldy, int accumulate) {
     slm_qgemm_q4_0_ref(cols, nr, nt, w, w_stride, x, x_stride, y, ldy, accumulate);
 }
+
+void slm_quantize_q8_0_avx2(const float *x, void *y, int64_t n) { slm_q8_0_from_float(x, y, n); }
 
 #endif
