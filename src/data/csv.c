@@ -165,8 +165,8 @@ slm_status slm_csv_next(slm_csv *c, slm_csv_row *row, int *eof, slm_err *err) {
             if (ch == EOF) {
                 c->done = 1;
                 return slm_err_set(err, SLM_ERR_FORMAT,
-                                   "line %ld: unterminated quote (still open at end of file, line %ld)",
-                                   start_line, c->line);
+                                   "line %ld: unterminated quote (still open at end of file: lines %ld-%ld were read as one field)",
+                                   start_line, start_line, c->line);
             }
             if (ch == '"') state = QUOTE_SEEN;
             else {

@@ -98,9 +98,12 @@ slm_status slm_split_assign(const int *group, size_t n, int n_groups, const doub
             given += cnt[k];
         }
         while (given < m) {
-            int best = 0;
-            for (int k = 1; k < n_splits; k++)
+            /* ties rotate with the group, so no split gains an extra row in every group */
+            int best = g % n_splits;
+            for (int j = 1; j < n_splits; j++) {
+                int k = (g + j) % n_splits;
                 if (frac[k] > frac[best] + 1e-12) best = k;
+            }
             cnt[best]++;
             frac[best] = -1;
             given++;

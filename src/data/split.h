@@ -2,7 +2,7 @@
  *
  * Items are grouped (by label for classify; one group otherwise). Within each group the items are
  * shuffled with a generator seeded from (seed, group) and cut by the shares, with the remainders
- * given out by largest fraction, so each group's split sizes are within one item of its share.
+ * given out by largest fraction (ties rotating with the group), so each group's split sizes are within one item of its share.
  * A group with at least one item always has at least one in the first split (train). The same
  * inputs and seed give the same assignment on every machine.
  */
