@@ -309,7 +309,7 @@ static slm_status read_csv(pipeline *p, FILE *f, const char *path, long long tot
         }
         if ((s = take_row(p, &r, is_test, err)) != SLM_OK) goto done;
     }
-    if (s == SLM_OK) progress(p, path, slm_csv_offset(csv), total, c->rows_read);
+    if (s == SLM_OK && c->rows_read % PROGRESS_EVERY) progress(p, path, slm_csv_offset(csv), total, c->rows_read);
 done:
     if (header)
         for (int i = 0; i < n_cols; i++) free(header[i]);
@@ -358,7 +358,7 @@ static slm_status read_jsonl(pipeline *p, FILE *f, const char *path, long long t
         if ((s = take_row(p, &r, is_test, err)) != SLM_OK) break;
     }
     if (s == SLM_OK && ferror(f)) s = slm_err_set(err, SLM_ERR_IO, "%s: read error after line %ld", path, line_no);
-    if (s == SLM_OK) progress(p, path, at, total, c->rows_read);
+    if (s == SLM_OK && c->rows_read % PROGRESS_EVERY) progress(p, path, at, total, c->rows_read);
     free(line);
     return s;
 }
