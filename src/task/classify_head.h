@@ -1,0 +1,49 @@
+/* classify_head.h: the classification head over a decoder's final hidden state — pooling of each
+ * example's tokens, a linear layer to one logit per label, softmax cross-entropy — and the
+ * backward of each piece, as plain functions on arrays (shared by fine-tuning and inference, and
+ * checked against finite differences one by one).
+ *
+ * Shape letters: n = batch tokens, E = examples in the batch, D = dim, K = labels.
+ * Example e owns the hidden rows [start[e], start[e] + len[e]) (its tokens, in position order).
+ */
+#ifndef SLM_TASK_CLASSIFY_HEAD_H
+#define SLM_TASK_CLASSIFY_HEAD_H
+
+#include <stdint.h>
+
+/* How an example's token states become one vector. Values are stored in no file (names are). */
+typedef enum {
+    SLM_POOL_LAST = 0, /* the hidden state of the example's last token (its EOS) */
+    SLM_POOL_MEAN = 1, /* the mean over all its tokens */
+} slm_pooling;
+
+/* "last" / "mean"; -1 for another name. */
+int slm_pooling_from_name(const char *name);
+const char *slm_pooling_name(int pooling);
+
+/* pooled (E, D) from hidden (n, D). */
+void slm_cls_pool(const float *hidden, int D, const int32_t *start, const int32_t *len, int E,
+                  int pooling, float *pooled);
+/* dhidden (n, D) += the pooling's backward of dpooled (E, D); rows of no example are untouched. */
+void slm_cls_pool_backward(const float *dpooled, int D, const int32_t *start, const int32_t *len,
+                           int E, int pooling, float *dhidden);
+
+/* logits (E, K) = pooled (E, D) · W^T (W: (K, D)) + b (K). */
+void slm_cls_logits(const float *W, const float *b, const float *pooled, int E, int D, int K,
+                    float *logits);
+/* Softmax of each row of x (E, K) in place (max-subtracted, in double). */
+void slm_cls_softmax(float *x, int E, int K);
+
+/* Softmax cross-entropy of logits (E, K) against labels (E) with label smoothing s in [0, 1)
+ * (target s/K everywhere plus 1-s on the label). Returns the SUM of the E example losses;
+ * dlogits (E, K, may alias nothing) receives scale · d(sum)/d(logits). *n_correct (may be NULL)
+ * counts rows whose arg-max is the label. */
+double slm_cls_loss(const float *logits, const int32_t *labels, int E, int K, float smoothing,
+                    float scale, float *dlogits, int *n_correct);
+
+/* Backward of slm_cls_logits: dW (K, D) += dlogits^T · pooled, db (K) += column sums,
+ * dpooled (E, D) = dlogits · W (overwritten; may be NULL). */
+void slm_cls_head_backward(const float *W, const float *pooled, const float *dlogits, int E, int D,
+                           int K, float *dW, float *db, float *dpooled);
+
+#endif
