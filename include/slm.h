@@ -18,6 +18,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "core/timer.h"
+#include "data/prepare.h"
 #include "eval/perplexity.h"
 #include "generate/generate.h"
 #include "generate/sampler.h"

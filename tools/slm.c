@@ -11,6 +11,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"data", cmd_data, "clean, de-duplicate, scrub and split a CSV/JSONL dataset; write its card"},
     {"info", cmd_info, "show a GGUF file's architecture, metadata and tensors"},
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer (slm tokenizer train ...)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text with a GGUF's tokenizer"},
