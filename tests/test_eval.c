@@ -11,6 +11,7 @@
 #include "eval/classify_metrics.h"
 #include "eval/energy.h"
 #include "eval/latency.h"
+#include "eval/report.h"
 #include "eval/svg.h"
 #include "util/testutil.h"
 
@@ -395,6 +396,185 @@ static void test_svg_well_formed_and_escaped(void **state) {
     fclose(f);
 }
 
+/* ---- report ---- */
+
+/* A model object as slm_eval_classifier or the TF-IDF script would write it. */
+static cJSON *fake_model(const char *name, double acc, double f1, double p95, double cost) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "name", name);
+    cJSON_AddStringToObject(m, "kind", "test");
+    cJSON_AddNumberToObject(m, "accuracy", acc);
+    cJSON_AddNumberToObject(m, "macro_f1", f1);
+    cJSON_AddNumberToObject(m, "latency_ms_p95", p95);
+    cJSON_AddNumberToObject(m, "cost_usd_per_1k_queries", cost);
+    cJSON_AddNumberToObject(m, "n_unknown_label", 0);
+    cJSON_AddStringToObject(m, "energy_method", "estimated");
+    cJSON *labels = cJSON_AddArrayToObject(m, "labels");
+    cJSON_AddItemToArray(labels, cJSON_CreateString("card_arrival"));
+    cJSON_AddItemToArray(labels, cJSON_CreateString("a|b<c>"));
+    cJSON *conf = cJSON_AddArrayToObject(m, "confusion");
+    for (int g = 0; g < 2; g++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int p = 0; p < 2; p++) cJSON_AddItemToArray(row, cJSON_CreateNumber(g == p ? 9 : 1 + g));
+        cJSON_AddItemToArray(conf, row);
+    }
+    cJSON *pl = cJSON_AddArrayToObject(m, "per_label");
+    for (int j = 0; j < 2; j++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "label", j ? "a|b<c>" : "card_arrival");
+        cJSON_AddNumberToObject(r, "precision", 0.9);
+        cJSON_AddNumberToObject(r, "recall", 0.8);
+        cJSON_AddNumberToObject(r, "f1", 0.85);
+        cJSON_AddNumberToObject(r, "support", 10);
+        cJSON_AddItemToArray(pl, r);
+    }
+    cJSON *rel = cJSON_AddArrayToObject(m, "reliability");
+    for (int b = 0; b < 4; b++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "lo", b / 4.0);
+        cJSON_AddNumberToObject(r, "hi", (b + 1) / 4.0);
+        cJSON_AddNumberToObject(r, "count", b);
+        cJSON_AddNumberToObject(r, "confidence", b / 4.0 + 0.1);
+        cJSON_AddNumberToObject(r, "accuracy", b / 4.0);
+        cJSON_AddItemToArray(rel, r);
+    }
+    return m;
+}
+
+static cJSON *fake_report(double acc, double f1, double p95, int with_baseline) {
+    slm_eval_opts o;
+    slm_eval_opts_default(&o);
+    return slm_eval_report_new(&o, "test.jsonl", 20, NULL, 0, fake_model("cand <&>.gguf", acc, f1, p95, 0.002),
+                               with_baseline ? fake_model("tfidf", 0.918, 0.918, 1.5, 0.0004) : NULL);
+}
+
+static char *read_text(const char *path) {
+    char *data;
+    size_t len;
+    TU_OK(slm_file_read_all(path, &data, &len, tu_err()));
+    return data;
+}
+
+static void test_report_round_trip_and_files(void **state) {
+    (void)state;
+    const char *dir = tu_tmp_path("report");
+    const char *log = tu_tmp_path("run.jsonl");
+    write_text(log, "{\"step\":1,\"loss\":4.0}\n{\"step\":2,\"loss\":3.0,\"val_loss\":3.5}\n\n"
+                    "{\"step\":3,\"loss\":2.5}\n{\"step\":4,\"lo");
+    cJSON *rep = fake_report(0.9125, 0.9, 12.5, 1);
+    assert_non_null(rep);
+    TU_OK(slm_eval_report_write(rep, dir, log, tu_err()));
+    char p[1024];
+    snprintf(p, sizeof p, "%s/report.json", dir);
+    cJSON *back;
+    TU_OK(slm_eval_report_load(p, &back, tu_err()));
+    assert_true(cJSON_Compare(rep, back, 1));
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(back, "candidate");
+    assert_true(cJSON_GetObjectItemCaseSensitive(c, "accuracy")->valuedouble == 0.9125);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(back, "schema")->valuestring, SLM_EVAL_SCHEMA);
+    cJSON_Delete(back);
+
+    snprintf(p, sizeof p, "%s/report.md", dir);
+    char *md = read_text(p);
+    assert_non_null(strstr(md, "| accuracy (%) | 91.25 | 91.80 | -0.55 |"));
+    assert_non_null(strstr(md, "| latency p95 (ms) | 12.500 | 1.500 | +11.000 |"));
+    assert_non_null(strstr(md, "a\\|b\\<c>")); /* table cells escaped */
+    assert_non_null(strstr(md, "loss.svg") && strstr(md, "accuracy_cost.svg"));
+    free(md);
+    const char *svgs[3] = {"reliability.svg", "accuracy_cost.svg", "loss.svg"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, svgs[i]);
+        char *s = read_text(p);
+        assert_well_formed(s);
+        free(s);
+    }
+    /* a train log without any loss line is an error naming it */
+    write_text(log, "not json\n");
+    slm_err e;
+    assert_int_not_equal(slm_eval_report_write(rep, dir, log, &e), SLM_OK);
+    assert_non_null(strstr(e.msg, "run.jsonl"));
+    cJSON_Delete(rep);
+}
+
+static void test_gate(void **state) {
+    (void)state;
+    const char *dir = tu_tmp_path("prod");
+    cJSON *prod = fake_report(0.90, 0.89, 10.0, 0);
+    TU_OK(slm_eval_report_write(prod, dir, NULL, tu_err()));
+    cJSON_Delete(prod);
+    char stored[1024];
+    snprintf(stored, sizeof stored, "%s/report.json", dir);
+    slm_gate_opts o = {0.5, -1};
+    slm_gate_result r;
+
+    cJSON *rep = fake_report(0.896, 0.8851, 30.0, 0); /* -0.4 and -0.49 points: within 0.5 */
+    TU_OK(slm_eval_gate(rep, stored, &o, &r, tu_err()));
+    assert_true(r.pass);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.rows[0].metric, "accuracy");
+    assert_true(fabs(r.rows[0].delta + 0.004) < 1e-12 && fabs(r.rows[0].allowed - 0.895) < 1e-12);
+    cJSON_Delete(rep);
+
+    rep = fake_report(0.93, 0.884, 10.0, 0); /* macro-F1 -0.6 points: fails */
+    TU_OK(slm_eval_gate(rep, stored, &o, &r, tu_err()));
+    assert_false(r.pass);
+    assert_true(r.rows[0].pass && !r.rows[1].pass);
+    char buf[4096] = {0};
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    slm_gate_print(&r, stored, f);
+    fclose(f);
+    assert_non_null(strstr(buf, "macro_f1"));
+    assert_non_null(strstr(buf, "FAIL"));
+    cJSON_Delete(rep);
+
+    /* p95 latency gated when asked: 10 ms -> 10.9 passes at +10%, 11.5 fails */
+    o.latency_pct = 10;
+    rep = fake_report(0.90, 0.89, 10.9, 0);
+    TU_OK(slm_eval_gate(rep, stored, &o, &r, tu_err()));
+    assert_true(r.pass && r.n == 3);
+    cJSON_Delete(rep);
+    rep = fake_report(0.90, 0.89, 11.5, 0);
+    TU_OK(slm_eval_gate(rep, stored, &o, &r, tu_err()));
+    assert_false(r.pass);
+    assert_false(r.rows[2].pass);
+
+    /* a missing or corrupt stored report is an error naming the file */
+    slm_err e;
+    const char *missing = tu_tmp_path("nope/report.json");
+    assert_int_equal(slm_eval_gate(rep, missing, &o, &r, &e), SLM_ERR_IO);
+    assert_non_null(strstr(e.msg, missing));
+    const char *corrupt = tu_tmp_path("corrupt.json");
+    write_text(corrupt, "{\"candidate\": {\"accuracy\": 0.9,");
+    assert_int_equal(slm_eval_gate(rep, corrupt, &o, &r, &e), SLM_ERR_FORMAT);
+    assert_non_null(strstr(e.msg, corrupt));
+    write_text(corrupt, "{\"candidate\": {\"accuracy\": 0.9}}");
+    assert_int_equal(slm_eval_gate(rep, corrupt, &o, &r, &e), SLM_ERR_FORMAT);
+    assert_non_null(strstr(e.msg, "macro_f1"));
+    assert_false(r.pass);
+    cJSON_Delete(rep);
+}
+
+static void test_dataset_load(void **state) {
+    (void)state;
+    const char *path = tu_tmp_path("test.jsonl");
+    write_text(path, "{\"text\": \"where is my card?\", \"label\": \"card_arrival\"}\n\n"
+                     "{\"text\": \"x\", \"label\": 7}\n");
+    slm_eval_dataset ds;
+    TU_OK(slm_eval_dataset_load(path, &ds, tu_err()));
+    assert_int_equal(ds.n, 2);
+    assert_string_equal(ds.texts[0], "where is my card?");
+    assert_int_equal(ds.lens[0], 17);
+    assert_string_equal(ds.labels[1], "7");
+    slm_eval_dataset_free(&ds);
+    write_text(path, "{\"text\": \"a\", \"label\": \"b\"}\n{\"text\": \"no label\"}\n");
+    slm_err e;
+    assert_int_equal(slm_eval_dataset_load(path, &ds, &e), SLM_ERR_FORMAT);
+    assert_non_null(strstr(e.msg, "test.jsonl:2"));
+    assert_int_equal(ds.n, 0);
+    write_text(path, "\n");
+    assert_int_equal(slm_eval_dataset_load(path, &ds, &e), SLM_ERR_FORMAT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_perfect_and_all_wrong),
@@ -408,6 +588,9 @@ int main(void) {
         cmocka_unit_test(test_rapl_fake_sysfs),
         cmocka_unit_test(test_peak_rss_probe),
         cmocka_unit_test(test_svg_well_formed_and_escaped),
+        cmocka_unit_test(test_report_round_trip_and_files),
+        cmocka_unit_test(test_gate),
+        cmocka_unit_test(test_dataset_load),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }
