@@ -451,7 +451,7 @@ static void fmt_val(char *buf, size_t n, double v, const row_def *r) {
 
 static void md_escape(FILE *f, const char *s) {
     for (; *s; s++) {
-        if (*s == '|' || *s == '\\' || *s == '*' || *s == '_' || *s == '`' || *s == '<' || *s == '[')
+        if (*s == '|' || *s == '\\' || *s == '*' || *s == '`' || *s == '<' || *s == '[')
             fputc('\\', f);
         fputc(*s == '\n' ? ' ' : *s, f);
     }
