@@ -1,0 +1,235 @@
+/* cmd_finetune.c: `slm finetune --task classify` — fine-tune a classify task model from scratch
+ * (--preset, a tokenizer trained on the training texts or --tokenizer), from a pretrained base
+ * (--init), or continue a checkpoint (--resume). Parses, calls src/task/finetune, prints. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/timer.h"
+#include "kernels/blas_threads.h"
+#include "model/model.h"
+#include "task/classify_head.h"
+#include "task/finetune.h"
+#include "task/task_data.h"
+#include "tokenizer/tokenizer.h"
+
+static const char usage[] =
+    "usage: slm finetune --data DIR --task classify -o OUT.gguf [options]\n"
+    "\n"
+    "Fine-tunes a classify task model on DIR/train.jsonl, validating on DIR/val.jsonl (and reporting\n"
+    "DIR/test.jsonl when present); lines are {\"text\": ..., \"label\": ...} (slm data prepare).\n"
+    "\n"
+    "model (one of):\n"
+    "  --preset NAME          a new model: tiny, small, medium, base               [tiny]\n"
+    "    --tokenizer TOK.gguf   its tokenizer; default: BPE trained on the training texts\n"
+    "    --vocab N              size of that trained tokenizer                        [2048]\n"
+    "  --init BASE.gguf       start from a pretrained base (its tokenizer; its LM head is dropped)\n"
+    "  --resume CKPT.gguf     continue a checkpoint exactly (its options; give the same --data)\n"
+    "\n"
+    "training:\n"
+    "  --epochs X             passes over the training set                         [5]\n"
+    "  --steps N              optimizer steps (overrides --epochs)\n"
+    "  --batch B              examples per micro-batch                             [32]\n"
+    "  --accum N              micro-batches per step (gradient accumulation)       [1]\n"
+    "  --max-len N            text tokens per example (BOS and EOS added)          [64]\n"
+    "  --lr X, --lr-min X     peak and final learning rate (cosine)  [1e-3 new, 3e-4 --init; 1e-5]\n"
+    "  --warmup N             linear warmup steps                                  [6% of steps]\n"
+    "  --wd X                 AdamW weight decay (matrices only)                   [0.01]\n"
+    "  --clip X               gradient norm clip, 0 = off                          [1]\n"
+    "  --label-smoothing X    in [0, 1)                                            [0]\n"
+    "  --pooling P            last | mean | auto: both heads train on the shared body for\n"
+    "                         --select-frac of the steps, the better on validation is kept [auto]\n"
+    "  --select-frac X        share of steps before auto chooses                   [0.25]\n"
+    "  --seed N               example order and initial weights                    [1]\n"
+    "\n"
+    "validation:\n"
+    "  --eval-every N         validate every N steps (0: once per epoch), and at the end [0]\n"
+    "  --patience N           early stop after N validations without gain          [0 = off]\n"
+    "                         (the best validated model is the one written, always)\n"
+    "\n"
+    "output:\n"
+    "  -o, --out FILE         the classify model (GGUF)\n"
+    "  --log FILE             JSON lines: step, epoch, loss, val_loss, val_acc, lr, grad_norm, examples_per_s\n"
+    "  --checkpoint FILE      a resumable checkpoint, written ...\n"
+    "  --checkpoint-every N   ... every N steps and at the end                     [100]\n"
+    "  --threads N            threads (default: all cores)\n"
+    "  --quiet                no progress line\n";
+
+typedef struct {
+    int tty, quiet, every;
+} progress_state;
+
+static void on_progress(void *ctx, const slm_finetune_progress *p) {
+    progress_state *ps = ctx;
+    if (ps->quiet) return;
+    int validated = !isnan(p->val_loss);
+    if (p->chose_pooling >= 0)
+        fprintf(stderr, "%spooling: chose %s (validation accuracy last %.4f, mean %.4f)\n", ps->tty ? "\r" : "",
+                slm_pooling_name(p->chose_pooling), p->acc_last, p->acc_mean);
+    int show = ps->tty || validated || p->step == p->steps || p->step % ps->every == 0 || p->step == 1;
+    if (!show) return;
+    double eta = p->eta_s;
+    fprintf(stderr, "%sstep %d/%d | epoch %.2f | loss %.4f | lr %.2e | %.0f ex/s | eta %.0fs", ps->tty ? "\r" : "",
+            p->step, p->steps, p->epoch, p->loss, p->lr, p->examples_per_s, eta >= 0 && eta < 1e7 ? eta : 0);
+    if (validated) fprintf(stderr, " | val loss %.4f acc %.4f", p->val_loss, p->val_acc);
+    if (p->stopped_early) fprintf(stderr, " | early stop");
+    if (!ps->tty || validated || p->step == p->steps || p->stopped_early) fputc('\n', stderr);
+    else fputs("   ", stderr);
+    fflush(stderr);
+}
+
+/* A BPE tokenizer trained on the training texts (one per line). */
+static slm_tokenizer *train_tokenizer(const slm_task_data *d, int vocab, int quiet) {
+    size_t len = 0;
+    for (int i = 0; i < d->train.n; i++) len += strlen(d->train.text[i]) + 1;
+    char *text = malloc(len + 1), *p = text;
+    if (!text) cli_die("out of memory");
+    for (int i = 0; i < d->train.n; i++) {
+        size_t n = strlen(d->train.text[i]);
+        memcpy(p, d->train.text[i], n);
+        p += n;
+        *p++ = '\n';
+    }
+    *p = 0;
+    double t0 = slm_time_now();
+    slm_tokenizer_train_opts o = {.vocab_size = vocab};
+    slm_tokenizer *tok;
+    slm_err err;
+    if (slm_tokenizer_train(text, len, &o, &tok, &err) != SLM_OK) cli_fail(&err, "training the tokenizer");
+    free(text);
+    if (!quiet)
+        fprintf(stderr, "tokenizer: %d tokens trained on %zu bytes of training text (%.1fs)\n",
+                slm_tokenizer_n_vocab(tok), len, slm_time_now() - t0);
+    return tok;
+}
+
+int cmd_finetune(int argc, char **argv) {
+    const char *dir = NULL, *task = NULL, *preset = NULL, *tok_path = NULL, *init = NULL, *resume = NULL;
+    const char *out = NULL, *log_path = NULL, *ckpt = NULL;
+    int vocab = 2048, ckpt_every = 100, threads = 0, quiet = 0, lr_given = 0;
+    slm_finetune_opts o;
+    slm_finetune_opts_default(&o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--data")) dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--task")) task = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--preset")) preset = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--tokenizer")) tok_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--vocab")) vocab = (int)cli_long(a, cli_value(argc, argv, &i), 264, 1 << 20);
+        else if (!strcmp(a, "--init")) init = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--resume")) resume = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o") || !strcmp(a, "--out")) out = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--log")) log_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--checkpoint")) ckpt = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--checkpoint-every")) ckpt_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
+        else if (!strcmp(a, "--epochs")) o.epochs = (float)cli_double(a, cli_value(argc, argv, &i), 1e-6, 1e6);
+        else if (!strcmp(a, "--steps")) o.steps = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
+        else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
+        else if (!strcmp(a, "--accum")) o.accum = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
+        else if (!strcmp(a, "--max-len")) o.max_len = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
+        else if (!strcmp(a, "--lr")) o.lr = (float)cli_double(a, cli_value(argc, argv, &i), 1e-9, 10), lr_given = 1;
+        else if (!strcmp(a, "--lr-min")) o.lr_min = (float)cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--warmup")) o.warmup = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
+        else if (!strcmp(a, "--wd")) o.adam.weight_decay = (float)cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--clip")) o.grad_clip = (float)cli_double(a, cli_value(argc, argv, &i), 0, 1e9);
+        else if (!strcmp(a, "--label-smoothing")) o.label_smoothing = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.999);
+        else if (!strcmp(a, "--pooling")) {
+            const char *v = cli_value(argc, argv, &i);
+            o.pooling = !strcmp(v, "auto") ? SLM_POOL_AUTO : slm_pooling_from_name(v);
+            if (o.pooling == -1 && strcmp(v, "auto")) cli_die("--pooling: '%s' is not last, mean or auto", v);
+        } else if (!strcmp(a, "--select-frac")) o.select_frac = (float)cli_double(a, cli_value(argc, argv, &i), 0.001, 0.999);
+        else if (!strcmp(a, "--eval-every")) o.eval_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
+        else if (!strcmp(a, "--patience")) o.patience = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
+        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
+        else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else cli_die("finetune: unknown option '%s' (see slm finetune --help)", a);
+    }
+    if (!dir) cli_die("finetune: --data DIR is required (see slm finetune --help)");
+    if (!out) cli_die("finetune: -o OUT.gguf is required (see slm finetune --help)");
+    if (task && strcmp(task, "classify") != 0)
+        cli_die("finetune: --task %s is not available yet (classify is)", task);
+    if ((init != NULL) + (resume != NULL) + (preset != NULL || tok_path != NULL) > 1)
+        cli_die("finetune: give one of --preset/--tokenizer (new model), --init (base) or --resume");
+    if (init && !lr_given) o.lr = 3e-4f;
+    if (o.lr_min > o.lr) o.lr_min = o.lr;
+
+    slm_err err;
+    slm_blas_set_threads(1); /* the library splits products over its own pool (as slm train) */
+    slm_pool *pool = slm_pool_new(threads, &err);
+    if (!pool) cli_fail(&err, "threads");
+
+    slm_task_data data;
+    if (slm_task_data_load(dir, &data, &err) != SLM_OK) cli_fail(&err, "reading --data");
+    if (!quiet)
+        fprintf(stderr, "data: %d training, %d validation, %d test examples, %d labels\n", data.train.n,
+                data.val.n, data.test.n, data.n_labels);
+
+    slm_gguf *src = NULL;
+    const char *src_path = resume ? resume : init ? init : tok_path;
+    if (src_path && !(src = slm_gguf_open(src_path, &err))) cli_fail(&err, "reading model");
+    if (resume && slm_finetune_opts_from_checkpoint(src, &o, &err) != SLM_OK) cli_fail(&err, resume);
+    slm_tokenizer *tok = src ? slm_tokenizer_load(src, &err) : train_tokenizer(&data, vocab, quiet);
+    if (!tok) cli_fail(&err, src_path);
+    if (slm_task_data_tokenize(&data, tok, o.max_len, &err) != SLM_OK) cli_fail(&err, "tokenizing --data");
+
+    slm_model *m;
+    if (init || resume) {
+        slm_model *base = slm_model_load(src, &err);
+        if (!base) cli_fail(&err, src_path);
+        if (base->cfg.ctx_len < o.max_len + 2)
+            cli_die("finetune: %s has a context of %d tokens; --max-len %d needs %d", src_path, base->cfg.ctx_len,
+                    o.max_len, o.max_len + 2);
+        m = slm_finetune_body_from(base, &err);
+        slm_model_free(base);
+        if (!m) cli_fail(&err, src_path);
+    } else {
+        slm_model_config cfg;
+        if (slm_model_preset(preset ? preset : "tiny", slm_tokenizer_n_vocab(tok), o.max_len + 2, &cfg, &err) != SLM_OK)
+            cli_fail(&err, "--preset");
+        m = slm_model_new(&cfg, &err);
+        if (!m) cli_fail(&err, "creating the model");
+        slm_model_init_random(m, o.seed);
+    }
+    slm_finetune *t = slm_finetune_new(m, tok, &data, &o, pool, &err);
+    if (!t) cli_fail(&err, "finetune");
+    if (resume && slm_finetune_resume(t, src, &err) != SLM_OK) cli_fail(&err, "resume");
+    if (log_path && slm_finetune_set_log(t, log_path, &err) != SLM_OK) cli_fail(&err, "--log");
+    if (ckpt) slm_finetune_set_checkpoint(t, ckpt, ckpt_every);
+    progress_state ps = {.tty = isatty(2), .quiet = quiet};
+    ps.every = slm_finetune_steps(t) / 50 > 0 ? slm_finetune_steps(t) / 50 : 1;
+    slm_finetune_set_callback(t, on_progress, &ps);
+    if (!quiet)
+        fprintf(stderr, "model: %d layers, dim %d, %d heads, hidden %d, vocab %d: %.2fM parameters + head %dx%d; "
+                "%d steps of %d x %d examples (max %d tokens) from step %d, pooling %s\n",
+                m->cfg.n_layers, m->cfg.dim, m->cfg.n_heads, m->cfg.hidden_dim, m->cfg.n_vocab,
+                (double)m->n_params / 1e6, data.n_labels, m->cfg.dim, slm_finetune_steps(t), o.accum, o.batch,
+                o.max_len + 2, slm_finetune_step(t),
+                o.pooling == SLM_POOL_AUTO ? "auto" : slm_pooling_name(o.pooling));
+    double t0 = slm_time_now();
+    if (slm_finetune_run(t, &err) != SLM_OK) cli_fail(&err, "finetune");
+    if (slm_finetune_save(t, out, &err) != SLM_OK) cli_fail(&err, out);
+    if (!quiet) {
+        fprintf(stderr, "wrote %s after %d steps in %.1fs: pooling %s, validation accuracy %.4f, loss %.4f\n", out,
+                slm_finetune_step(t), slm_time_now() - t0, slm_pooling_name(slm_finetune_pooling(t)),
+                slm_finetune_val_acc(t), slm_finetune_val_loss(t));
+        if (data.test.n) {
+            double loss, acc;
+            if (slm_finetune_evaluate(t, &data.test, 0, &loss, &acc, &err) != SLM_OK) cli_fail(&err, "test");
+            fprintf(stderr, "test: accuracy %.4f, loss %.4f on %d examples\n", acc, loss, data.test.n);
+        }
+    }
+    slm_finetune_free(t);
+    slm_model_free(m);
+    slm_tokenizer_free(tok);
+    slm_task_data_free(&data);
+    slm_gguf_close(src);
+    slm_pool_free(pool);
+    return 0;
+}
