@@ -1,8 +1,9 @@
 /* test_eval.c: slm eval's library — classification metrics on hand-computed cases, percentiles,
  * energy arithmetic and RAPL parsing from a fake powercap tree, SVG well-formedness, report
- * JSON round trip and the regression gate. */
+ * JSON round trip, the regression gate, and end to end a tiny classify model trained here. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,12 @@
 #include "eval/latency.h"
 #include "eval/report.h"
 #include "eval/svg.h"
+#include "core/rng.h"
+#include "model/model.h"
+#include "task/classifier.h"
+#include "task/finetune.h"
+#include "task/task_data.h"
+#include "tokenizer/tokenizer.h"
 #include "util/testutil.h"
 
 /* ---- helpers ---- */
@@ -575,6 +582,155 @@ static void test_dataset_load(void **state) {
     assert_int_equal(slm_eval_dataset_load(path, &ds, &e), SLM_ERR_FORMAT);
 }
 
+/* ---- end to end: a tiny classify model trained here, evaluated through the library ---- */
+
+static const char *KW[3][3] = {{"card", "atm", "pin"}, {"transfer", "send", "wire"}, {"balance", "statement", "savings"}};
+static const char *LB[3] = {"cards", "payments", "accounts"};
+static const char *FILL[] = {"my", "the", "please", "help", "with", "today", "i", "need", "a", "is",
+                             "there", "why", "can", "you", "check", "again", "still", "not", "working", "hello"};
+
+/* Rows with one keyword of their label among filler words; keyword-less rows (ood) get "other". */
+static void write_rows(const char *path, int n, uint64_t seed, int ood) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    slm_rng r;
+    slm_rng_seed(&r, seed, 5);
+    for (int i = 0; i < n; i++) {
+        int y = (int)slm_rng_below(&r, 3), len = 4 + (int)slm_rng_below(&r, 6), at = (int)slm_rng_below(&r, (uint32_t)len);
+        fputs("{\"text\": \"", f);
+        for (int w = 0; w < len; w++) {
+            if (w) fputc(' ', f);
+            fputs(w == at && !ood ? KW[y][slm_rng_below(&r, 3)] : FILL[slm_rng_below(&r, 20)], f);
+        }
+        fprintf(f, "\", \"label\": \"%s\"}\n", ood ? "other" : LB[y]);
+    }
+    fclose(f);
+}
+
+static const char *train_tiny_classifier(void) {
+    const char *dir = tu_tmp_path("e2e");
+    char path[1024];
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/train.jsonl", dir);
+    write_rows(path, 480, 1, 0);
+    snprintf(path, sizeof path, "%s/val.jsonl", dir);
+    write_rows(path, 120, 2, 0);
+    slm_task_data d;
+    TU_OK(slm_task_data_load(dir, &d, tu_err()));
+    size_t len = 0;
+    for (int i = 0; i < d.train.n; i++) len += strlen(d.train.text[i]) + 1;
+    char *text = malloc(len + 1), *p = text;
+    for (int i = 0; i < d.train.n; i++) p += sprintf(p, "%s\n", d.train.text[i]);
+    slm_tokenizer_train_opts to = {.vocab_size = 320};
+    slm_tokenizer *tok;
+    TU_OK(slm_tokenizer_train(text, len, &to, &tok, tu_err()));
+    free(text);
+    TU_OK(slm_task_data_tokenize(&d, tok, 16, tu_err()));
+    slm_model_config cfg = {.n_vocab = slm_tokenizer_n_vocab(tok), .dim = 32, .n_layers = 2, .n_heads = 4,
+                            .n_kv_heads = 4, .hidden_dim = 64, .ctx_len = 18, .rope_theta = 10000.0f,
+                            .norm_eps = 1e-5f, .tied_output = 1};
+    slm_model *m = slm_model_new(&cfg, tu_err());
+    assert_non_null(m);
+    slm_model_init_random(m, 3);
+    slm_finetune_opts o;
+    slm_finetune_opts_default(&o);
+    o.steps = 120, o.batch = 16, o.max_len = 16, o.lr = 3e-3f, o.lr_min = 1e-4f, o.eval_every = 30, o.seed = 3;
+    slm_finetune *t = slm_finetune_new(m, tok, &d, &o, NULL, tu_err());
+    assert_non_null(t);
+    TU_OK(slm_finetune_set_log(t, tu_tmp_path("e2e-train.jsonl"), tu_err()));
+    TU_OK(slm_finetune_run(t, tu_err()));
+    const char *model = tu_tmp_path("e2e.gguf");
+    TU_OK(slm_finetune_save(t, model, tu_err()));
+    slm_finetune_free(t);
+    slm_model_free(m);
+    slm_tokenizer_free(tok);
+    slm_task_data_free(&d);
+    return model;
+}
+
+static void test_end_to_end_tiny_classifier(void **state) {
+    (void)state;
+    const char *model = train_tiny_classifier();
+    const char *test_path = tu_tmp_path("e2e-test.jsonl"), *ood_path = tu_tmp_path("e2e-ood.jsonl");
+    write_rows(test_path, 150, 7, 0);
+    FILE *f = fopen(test_path, "a");
+    fputs("{\"text\": \"close my account\", \"label\": \"closing\"}\n", f); /* a label the model lacks */
+    fclose(f);
+    write_rows(ood_path, 40, 8, 1);
+    slm_eval_dataset test, ood;
+    TU_OK(slm_eval_dataset_load(test_path, &test, tu_err()));
+    TU_OK(slm_eval_dataset_load(ood_path, &ood, tu_err()));
+    assert_int_equal(test.n, 151);
+
+    slm_classifier *c = slm_classifier_load(model, NULL, tu_err());
+    assert_non_null(c);
+    slm_eval_opts o;
+    slm_eval_opts_default(&o);
+    o.batch_size = 16, o.latency_samples = 20, o.ece_bins = 10;
+    o.energy.powercap_root = ""; /* always the estimate here: the test must not depend on the host */
+    cJSON *cand;
+    TU_OK(slm_eval_classifier(c, model, &test, &ood, &o, &cand, tu_err()));
+
+    /* the accuracy the report states equals one recomputed from predictions made here */
+    int L = slm_classifier_n_labels(c), correct = 0;
+    assert_int_equal(L, 3);
+    float *probs = malloc((size_t)test.n * 3 * sizeof *probs);
+    TU_OK(slm_classifier_predict(c, (const char *const *)test.texts, test.lens, (int)test.n, probs, tu_err()));
+    for (long i = 0; i < test.n; i++) {
+        int p = slm_cls_argmax(probs + i * 3, 3, NULL);
+        correct += !strcmp(slm_classifier_label(c, p), test.labels[i]);
+    }
+    free(probs);
+    double acc = cJSON_GetObjectItemCaseSensitive(cand, "accuracy")->valuedouble;
+    assert_true(fabs(acc - (double)correct / 151) < 1e-12);
+    assert_true(acc > 0.8);
+    assert_true(cJSON_GetObjectItemCaseSensitive(cand, "n_unknown_label")->valuedouble == 1);
+    assert_true(cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(cand, "unknown_labels"), "closing")->valuedouble == 1);
+    double conf_sum = 0;
+    const cJSON *row, *cell;
+    cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(cand, "confusion"))
+        cJSON_ArrayForEach(cell, row) conf_sum += cell->valuedouble;
+    assert_true(conf_sum == 150);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(cand, "per_label")), 3);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(cand, "reliability")), 10);
+    assert_true(cJSON_GetObjectItemCaseSensitive(cand, "latency_samples")->valuedouble == 20);
+    double p50 = cJSON_GetObjectItemCaseSensitive(cand, "latency_ms_p50")->valuedouble;
+    double p99 = cJSON_GetObjectItemCaseSensitive(cand, "latency_ms_p99")->valuedouble;
+    assert_true(p50 > 0 && p99 >= p50);
+    struct stat sb;
+    assert_int_equal(stat(model, &sb), 0);
+    assert_true(cJSON_GetObjectItemCaseSensitive(cand, "file_bytes")->valuedouble == (double)sb.st_size);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cand, "energy_method")->valuestring, "estimated");
+    double cpu = cJSON_GetObjectItemCaseSensitive(cand, "batch_cpu_s")->valuedouble;
+    double jq = cJSON_GetObjectItemCaseSensitive(cand, "energy_j_per_query")->valuedouble;
+    assert_true(fabs(jq - cpu * 10 / 151) < 1e-9);
+    const cJSON *oj = cJSON_GetObjectItemCaseSensitive(cand, "ood");
+    assert_non_null(oj);
+    assert_true(cJSON_GetObjectItemCaseSensitive(oj, "n_ood")->valuedouble == 40);
+    double auroc = cJSON_GetObjectItemCaseSensitive(oj, "auroc")->valuedouble;
+    assert_true(auroc >= 0 && auroc <= 1);
+    slm_classifier_free(c);
+
+    /* the report writes, reads back equal, and gates against itself */
+    cJSON *rep = slm_eval_report_new(&o, test_path, test.n, ood_path, ood.n, cand, NULL);
+    const char *dir = tu_tmp_path("e2e-report");
+    TU_OK(slm_eval_report_write(rep, dir, tu_tmp_path("e2e-train.jsonl"), tu_err()));
+    char p[1024];
+    snprintf(p, sizeof p, "%s/report.json", dir);
+    cJSON *back;
+    TU_OK(slm_eval_report_load(p, &back, tu_err()));
+    assert_true(cJSON_Compare(rep, back, 1));
+    cJSON_Delete(back);
+    slm_gate_opts g = {0.5, 0};
+    slm_gate_result r;
+    TU_OK(slm_eval_gate(rep, p, &g, &r, tu_err()));
+    assert_true(r.pass && r.n == 3);
+    cJSON_Delete(rep);
+    slm_eval_dataset_free(&test);
+    slm_eval_dataset_free(&ood);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_perfect_and_all_wrong),
@@ -591,6 +747,7 @@ int main(void) {
         cmocka_unit_test(test_report_round_trip_and_files),
         cmocka_unit_test(test_gate),
         cmocka_unit_test(test_dataset_load),
+        cmocka_unit_test(test_end_to_end_tiny_classifier),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }
