@@ -5,7 +5,8 @@
  * futex. Completion is a countdown the caller spins on the same way. A dispatch to spinning
  * workers costs a few hundred nanoseconds instead of the few microseconds of a condition-variable
  * wake-up, which matters for token generation (~25-50 dispatches per token). Idle workers stop
- * burning CPU after SLM_POOL_SPIN_NS and sleep until the next job.
+ * burning CPU after SLM_POOL_SPIN_NS and sleep until the next job; past SLM_POOL_YIELD_NS a spinning
+ * waiter also yields, so a descheduled worker on an oversubscribed machine gets the core back.
  *
  * Wake-up protocol (no lost wake-ups): a waiter increments `sleepers` then futex-waits on the word
  * only while it still holds the value it saw; the publisher changes the word then reads
@@ -18,6 +19,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -25,7 +27,9 @@
 #include <unistd.h>
 
 /* how long a waiter spins before sleeping */
-#define SLM_POOL_SPIN_NS 2000000L
+#define SLM_POOL_SPIN_NS 100000L
+/* after this long, the spin also yields the CPU (matters when cores are oversubscribed) */
+#define SLM_POOL_YIELD_NS 20000L
 
 struct slm_pool {
     int n;
@@ -81,6 +85,8 @@ static unsigned wait_change(atomic_uint *word, unsigned value, atomic_uint *slee
                 while ((v = atomic_load(word)) == value) futex_wait(word, value);
                 atomic_fetch_sub(sleepers, 1);
                 return v;
+            } else if (t - t0 > SLM_POOL_YIELD_NS) {
+                sched_yield(); /* oversubscribed: let the thread we wait for run */
             }
         }
         cpu_relax();
