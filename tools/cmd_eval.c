@@ -114,11 +114,15 @@ int cmd_eval(int argc, char **argv) {
     slm_eval_dataset test, ood = {0};
     if (slm_eval_dataset_load(data, &test, &err) != SLM_OK) cli_fail(&err, "--data");
     if (ood_path && slm_eval_dataset_load(ood_path, &ood, &err) != SLM_OK) cli_fail(&err, "--ood");
-    /* a stored baseline report is read first: a bad path fails before minutes of measuring */
+    /* stored reports are read first: a bad path fails before minutes of measuring */
     cJSON *base = NULL, *stored = NULL;
     if (baseline_report) {
         if (slm_eval_report_load(baseline_report, &stored, &err) != SLM_OK) cli_fail(&err, "--baseline-report");
         base = cJSON_DetachItemFromObjectCaseSensitive(stored, "candidate");
+        cJSON_Delete(stored);
+    }
+    if (gate) {
+        if (slm_eval_report_load(gate, &stored, &err) != SLM_OK) cli_fail(&err, "--gate");
         cJSON_Delete(stored);
     }
 
