@@ -3,6 +3,7 @@
  * "label", which then also gives the accuracy), with throughput. Parses, calls
  * src/task/classifier, prints. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,11 +152,11 @@ int cmd_classify(int argc, char **argv) {
                 cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
                 cJSON_AddStringToObject(o, "text", L.text[i0 + i]);
                 cJSON_AddStringToObject(o, "label", slm_classifier_label(c, idx[0]));
-                cJSON_AddNumberToObject(o, "prob", (double)(float)pi[idx[0]]);
+                cJSON_AddNumberToObject(o, "prob", round(pi[idx[0]] * 1e6) / 1e6);
                 for (int j = 0; j < top; j++) {
                     cJSON *e = cJSON_CreateObject();
                     cJSON_AddStringToObject(e, "label", slm_classifier_label(c, idx[j]));
-                    cJSON_AddNumberToObject(e, "prob", (double)pi[idx[j]]);
+                    cJSON_AddNumberToObject(e, "prob", round(pi[idx[j]] * 1e6) / 1e6);
                     cJSON_AddItemToArray(arr, e);
                 }
                 cJSON_AddItemToObject(o, "top", arr);
