@@ -20,7 +20,8 @@
  * Extension points (LoRA, distillation, pruning): the step is forward -> head loss ->
  * slm_model_backward_hidden -> clip -> update (finetune.c, train_step/optimizer_step). A LoRA
  * trainer swaps the parameter block the update touches; distillation replaces slm_cls_loss's
- * targets with a teacher's soft labels (finetune.c: head_loss); pruning masks after the update.
+ * targets with a teacher's soft labels (finetune.c: the slm_cls_loss call in train_step); pruning
+ * masks after optimizer_step.
  */
 #ifndef SLM_TASK_FINETUNE_H
 #define SLM_TASK_FINETUNE_H
