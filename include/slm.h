@@ -27,6 +27,8 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "quant/quant.h"
+#include "task/classifier.h"
+#include "task/finetune.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"

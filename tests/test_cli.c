@@ -29,7 +29,8 @@ static int slm(const char *args) {
 
 static void test_help_for_every_command(void **state) {
     (void)state;
-    const char *cmds[] = {"info", "tokenizer", "tokenize", "train", "generate", "quantize", "bench", "perplexity"};
+    const char *cmds[] = {"data", "info", "tokenizer", "tokenize", "train", "finetune", "classify",
+                          "generate", "quantize", "bench", "perplexity"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char a[64];
         snprintf(a, sizeof a, "%s --help", cmds[i]);
@@ -130,6 +131,38 @@ static void test_generate_real_model_and_chat(void **state) {
     assert_string_equal(out, "Once upon a time, there was a little girl named Lily.\n");
 }
 
+/* data prepare -> finetune -> classify on a small synthetic task with a malformed row. */
+static void test_task_model_round(void **state) {
+    (void)state;
+    const char *csv = tu_tmp_path("task.csv"), *dir = tu_tmp_path("task"), *model = tu_tmp_path("task.gguf");
+    FILE *f = fopen(csv, "w");
+    assert_non_null(f);
+    fputs("text,category\n", f);
+    const char *kinds[3][2] = {{"my card has not arrived", "card_arrival"},
+                               {"how do I top up my account", "top_up"},
+                               {"what is the exchange rate", "exchange_rate"}};
+    for (int i = 0; i < 240; i++)
+        fprintf(f, "\"%s, request %d\",%s\n", kinds[i % 3][0], i, kinds[i % 3][1]);
+    fputs("\"an unterminated, row\n", f); /* malformed: reported, skipped */
+    fclose(f);
+    char a[2048];
+    snprintf(a, sizeof a, "data prepare %s --task classify --text text --label category --split 0.8,0.2 --seed 1 -o %s",
+             csv, dir);
+    assert_int_equal(slm(a), 0);
+    assert_non_null(strstr(out, "240 rows read") ? out : strstr(out, "241 rows read"));
+    snprintf(a, sizeof a, "finetune --data %s --task classify --preset tiny --epochs 3 --vocab 300 -o %s --quiet", dir, model);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "classify %s 'my card has not arrived yet' --top 2", model);
+    assert_int_equal(slm(a), 0);
+    assert_non_null(strstr(out, "card_arrival"));
+    snprintf(a, sizeof a, "classify %s --file %s/val.jsonl", model, dir);
+    assert_int_equal(slm(a), 0);
+    assert_non_null(strstr(out, "accuracy"));
+    snprintf(a, sizeof a, "classify data/models/stories260K/stories260K.gguf hello");
+    assert_int_equal(slm(a), 1); /* a language model is not a classifier: a clear error */
+    assert_non_null(strstr(out, "classify"));
+}
+
 static void test_bad_arguments_are_clear(void **state) {
     (void)state;
     assert_int_equal(slm("train --data x.txt"), 2);
@@ -151,6 +184,7 @@ int main(void) {
         cmocka_unit_test(test_info_on_a_llama_cpp_file),
         cmocka_unit_test(test_train_generate_tokenize_round),
         cmocka_unit_test(test_generate_real_model_and_chat),
+        cmocka_unit_test(test_task_model_round),
         cmocka_unit_test(test_bad_arguments_are_clear),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);

@@ -16,6 +16,8 @@ static const command commands[] = {
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer (slm tokenizer train ...)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text with a GGUF's tokenizer"},
     {"train", cmd_train, "train or fine-tune a Llama-family model on a text corpus"},
+    {"finetune", cmd_finetune, "fine-tune a task model (classify) on prepared JSONL splits"},
+    {"classify", cmd_classify, "label texts with a classify model: label, probability, top-k"},
     {"generate", cmd_generate, "generate text from a model, streamed as it is produced"},
     {"quantize", cmd_quantize, "convert a model's tensors to GGUF block formats (q8_0, q4_0, q4_k, q6_k, f16)"},
     {"bench", cmd_bench, "measure prompt and generation speed against the machine's limits"},
