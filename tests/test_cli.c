@@ -29,7 +29,7 @@ static int slm(const char *args) {
 
 static void test_help_for_every_command(void **state) {
     (void)state;
-    const char *cmds[] = {"data", "info", "tokenizer", "tokenize", "train", "finetune", "classify",
+    const char *cmds[] = {"data", "info", "tokenizer", "tokenize", "train", "finetune", "classify", "eval",
                           "generate", "quantize", "bench", "perplexity"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char a[64];
@@ -158,6 +158,20 @@ static void test_task_model_round(void **state) {
     snprintf(a, sizeof a, "classify %s --file %s/val.jsonl", model, dir);
     assert_int_equal(slm(a), 0);
     assert_non_null(strstr(out, "accuracy"));
+    /* the evaluation report, and a gate of the model against its own report */
+    const char *rep = tu_tmp_path("report");
+    snprintf(a, sizeof a, "eval %s --data %s/val.jsonl --latency-samples 5 -o %s", model, dir, rep);
+    assert_int_equal(slm(a), 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/report.json", rep);
+    FILE *rj = fopen(path, "r");
+    assert_non_null(rj);
+    fclose(rj);
+    snprintf(a, sizeof a, "eval %s --data %s/val.jsonl --latency-samples 5 --gate %s/report.json", model, dir, rep);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "eval %s --data %s/val.jsonl --gate /nonexistent/report.json", model, dir);
+    assert_int_equal(slm(a), 1);
+    assert_non_null(strstr(out, "/nonexistent/report.json"));
     snprintf(a, sizeof a, "classify data/models/stories260K/stories260K.gguf hello");
     assert_int_equal(slm(a), 1); /* a language model is not a classifier: a clear error */
     assert_non_null(strstr(out, "classify"));

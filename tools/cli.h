@@ -24,6 +24,7 @@ int cmd_perplexity(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 /* Prints "slm: <message>" to stderr and exits 2. */
 void cli_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"train", cmd_train, "train or fine-tune a Llama-family model on a text corpus"},
     {"finetune", cmd_finetune, "fine-tune a task model (classify) on prepared JSONL splits"},
     {"classify", cmd_classify, "label texts with a classify model: label, probability, top-k"},
+    {"eval", cmd_eval, "accuracy, speed, energy and cost of a classify model beside a baseline; --gate"},
     {"generate", cmd_generate, "generate text from a model, streamed as it is produced"},
     {"quantize", cmd_quantize, "convert a model's tensors to GGUF block formats (q8_0, q4_0, q4_k, q6_k, f16)"},
     {"bench", cmd_bench, "measure prompt and generation speed against the machine's limits"},
