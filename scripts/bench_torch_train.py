@@ -3,7 +3,7 @@
 
 Builds the model slm trains (RMSNorm, adjacent-pair RoPE, grouped-query attention, SwiGLU, tied
 embedding) in plain PyTorch float32 and times forward + backward + AdamW steps on random tokens.
-Prints one line: "pytorch: <tokens/s> tok/s ...". Needs python3-torch (scripts/setup --with-torch);
+Prints one line: "pytorch: <tokens/s> tok/s ...". Needs python3-torch (scripts/setup --with-python);
 exits 3 with a message when PyTorch is not installed, so the benchmark can say it was skipped.
 
 usage: bench_torch_train.py [--dim 288 --layers 6 --heads 6 --kv-heads 6 --hidden 768

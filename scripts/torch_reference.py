@@ -8,7 +8,7 @@ pos * theta^(-2i/hd), causal grouped-query attention (query head h reads KV head
 scale 1/sqrt(hd), SwiGLU MLP w_down(silu(w_gate x) * w_up x), final RMSNorm, untied output.
 Everything is float32 on one CPU thread, so a re-run writes the same bytes.
 
-Needs python3-torch and python3-numpy (Debian; `scripts/setup --with-torch`); CI does not: the
+Needs python3-torch and python3-numpy (Debian; `scripts/setup --with-python`); CI does not: the
 fixture is committed. Usage: /usr/bin/python3 scripts/torch_reference.py [output path]
 
 Fixture format (little-endian):
