@@ -77,6 +77,20 @@ static slm_status head_tensor(const slm_gguf *g, const char *name, uint64_t ne0,
     return SLM_OK;
 }
 
+slm_status slm_classify_head_read(const slm_gguf *g, int K, int D, float *W, float *b, int *pooling,
+                                  slm_err *err) {
+    slm_gguf_str ps;
+    slm_status s = slm_gguf_get_str(g, "slm.pooling", &ps, err);
+    if (s) return s;
+    *pooling = slm_gguf_str_eq(ps, "last") ? SLM_POOL_LAST : slm_gguf_str_eq(ps, "mean") ? SLM_POOL_MEAN : -1;
+    if (*pooling < 0)
+        return slm_err_set(err, SLM_ERR_FORMAT, "%s: slm.pooling is '%.*s' (known: last, mean)", slm_gguf_name(g),
+                           (int)ps.len, ps.ptr);
+    s = head_tensor(g, "cls.weight", (uint64_t)D, (uint64_t)K, W, err);
+    if (!s) s = head_tensor(g, "cls.bias", (uint64_t)K, 1, b, err);
+    return s;
+}
+
 slm_classifier *slm_classifier_load(const char *path, slm_pool *pool, slm_err *err) {
     slm_classifier *c = calloc(1, sizeof *c);
     if (!c) {

@@ -16,4 +16,9 @@ slm_status slm_classify_model_add(slm_gguf_writer *w, const slm_model *m, const 
                                   const float *W, const float *b, char *const *labels, int K,
                                   int pooling, int max_tokens, slm_err *err);
 
+/* Reads a classify file's head: cls.weight (K, D) and cls.bias (K) as F32 (any type with a
+ * dequantizer) and slm.pooling. Errors name the tensor or key and the shapes. */
+slm_status slm_classify_head_read(const slm_gguf *g, int K, int D, float *W, float *b, int *pooling,
+                                  slm_err *err);
+
 #endif

@@ -8,7 +8,9 @@
 
 #include "core/rng.h"
 #include "core/timer.h"
+#include "compress/prune.h"
 #include "task/classify_head.h"
+#include "task/classify_model.h"
 #include "task/finetune_internal.h"
 
 void slm_finetune_opts_default(slm_finetune_opts *o) {
@@ -203,6 +205,29 @@ void slm_finetune_set_checkpoint(slm_finetune *t, const char *path, int every) {
 void slm_finetune_set_callback(slm_finetune *t, slm_finetune_callback cb, void *ctx) {
     t->cb = cb;
     t->cb_ctx = ctx;
+}
+
+void slm_finetune_set_mask(slm_finetune *t, const uint8_t *mask) { t->mask = mask; }
+
+slm_status slm_finetune_load_head(slm_finetune *t, const slm_gguf *g, slm_err *err) {
+    const slm_gguf_kv *lk;
+    slm_status s = slm_gguf_get_arr(g, "slm.labels", SLM_GGUF_STRING, &lk, err);
+    if (s) return s;
+    if ((int)lk->arr_n != t->K)
+        return slm_err_set(err, SLM_ERR_ARG, "%s has %llu labels, the data %d", slm_gguf_name(g),
+                           (unsigned long long)lk->arr_n, t->K);
+    for (int i = 0; i < t->K; i++)
+        if (!slm_gguf_str_eq(lk->arr_strs[i], t->d->labels[i]))
+            return slm_err_set(err, SLM_ERR_ARG, "%s: label %d is '%.*s', the data's is '%s'", slm_gguf_name(g), i,
+                               (int)lk->arr_strs[i].len, lk->arr_strs[i].ptr, t->d->labels[i]);
+    int pooling;
+    s = slm_classify_head_read(g, t->K, t->D, t->head, t->head + (size_t)t->K * t->D, &pooling, err);
+    if (s) return s;
+    t->n_heads = 1;
+    t->head_pool[0] = pooling;
+    t->select_step = 0;
+    t->o.pooling = pooling;
+    return SLM_OK;
 }
 
 int slm_finetune_step(const slm_finetune *t) { return t->step; }
@@ -446,6 +471,7 @@ slm_status slm_finetune_run_for(slm_finetune *t, int max_steps, slm_err *err) {
         p.grad_norm = clip_all(t);
         p.lr = slm_lr_schedule(t->step, t->warmup, t->steps, o->lr, o->lr_min);
         optimizer_step(t, p.lr);
+        if (t->mask) slm_prune_mask_apply(t->m->params, t->mask, t->m->n_params);
         t->step++;
         p.step = t->step;
         p.epoch = (double)t->step * o->batch * o->accum / t->d->train.n;

@@ -121,6 +121,16 @@ slm_status slm_finetune_opts_from_checkpoint(const slm_gguf *g, slm_finetune_opt
  * the model shape, options or data (fingerprint) differ. */
 slm_status slm_finetune_resume(slm_finetune *t, const slm_gguf *ckpt, slm_err *err);
 
+/* Starts from an existing classify model's head: g's cls.weight/cls.bias and slm.pooling (its
+ * slm.labels must equal the data's labels, in order). Pooling is then fixed to the file's (auto
+ * is skipped). Call before the first step. Errors name the key or tensor. */
+slm_status slm_finetune_load_head(slm_finetune *t, const slm_gguf *g, slm_err *err);
+
+/* Pruning masks (n_params bytes, 1 = kept; NULL: none): after every optimizer step the body's
+ * parameters where mask is 0 are set to zero again, so a recovery fine-tune keeps the pattern.
+ * mask must outlive the trainer's runs. */
+void slm_finetune_set_mask(slm_finetune *t, const uint8_t *mask);
+
 /* Body of a base model for a classifier: copies every body tensor of src (fp32, llama) into a new
  * model with the same shape and a tied output (the LM head is dropped). */
 slm_model *slm_finetune_body_from(const slm_model *src, slm_err *err);

@@ -39,6 +39,7 @@ struct slm_finetune {
     FILE *log;
     char *ckpt_path;
     int ckpt_every;
+    const uint8_t *mask;    /* (n_params) pruning mask re-applied after each step, or NULL */
     slm_finetune_callback cb;
     void *cb_ctx;
 };
