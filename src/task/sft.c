@@ -1,0 +1,384 @@
+/* sft.c: the generative fine-tuning loop, validation and the model file (see sft.h). Data
+ * rendering and masks: sft_data.c. */
+#include "task/sft.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "core/timer.h"
+
+struct slm_sft {
+    slm_model *m;
+    const slm_tokenizer *tok;
+    const slm_sft_data *d;
+    slm_sft_opts o;
+    slm_pool *pool;
+    int steps, warmup;
+    slm_ctx *ctx;            /* train workspace for B*max_len tokens */
+    slm_kv_cache *kv;        /* B slots of max_len positions */
+    float *grads;            /* (n_params) */
+    float *adam_m, *adam_v;  /* (n_params) */
+    float *best;             /* (n_params) best validated parameters (early stopping) */
+    int32_t *tokens, *targets, *pos, *seq; /* (B*max_len) */
+    const slm_sft_example **mb; /* (accum*B) the examples of one step */
+    uint32_t *perm;          /* (train.n) */
+    int64_t perm_epoch;
+    int step;
+    uint64_t tokens_seen;
+    float best_val, last_val, first_val;
+    int bad_evals;
+    FILE *log;
+    slm_sft_callback cb;
+    void *cb_ctx;
+};
+
+void slm_sft_opts_default(slm_sft_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->steps = 0;
+    o->epochs = 3.0f;
+    o->batch = 8;
+    o->accum = 1;
+    o->max_len = 256;
+    o->lr = 1e-4f;
+    o->lr_min = 1e-5f;
+    o->warmup = -1;
+    o->adam = (slm_adamw_params){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+    o->grad_clip = 1.0f;
+    o->eval_every = 0;
+    o->patience = 0;
+    o->seed = 1;
+}
+
+slm_status slm_sft_opts_check(const slm_sft_opts *o, slm_err *err) {
+    if (o->steps < 0 || (o->steps == 0 && !(o->epochs > 0 && o->epochs <= 1e6)))
+        return slm_err_set(err, SLM_ERR_ARG, "give steps >= 1 or epochs > 0 (got %d steps, %g epochs)",
+                           o->steps, o->epochs);
+    if (o->batch < 1 || o->batch > 4096 || o->accum < 1 || o->accum > 65536)
+        return slm_err_set(err, SLM_ERR_ARG, "batch (%d) and accumulation (%d) must be in [1, 4096] and [1, 65536]",
+                           o->batch, o->accum);
+    if (o->max_len < 2 || o->max_len > (1 << 16))
+        return slm_err_set(err, SLM_ERR_ARG, "max_len must be in [2, 65536] (got %d)", o->max_len);
+    if (!(o->lr > 0) || !(o->lr_min >= 0) || o->lr_min > o->lr)
+        return slm_err_set(err, SLM_ERR_ARG, "learning rates must satisfy 0 <= lr_min (%g) <= lr (%g), lr > 0",
+                           o->lr_min, o->lr);
+    if (o->eval_every < 0 || o->patience < 0)
+        return slm_err_set(err, SLM_ERR_ARG, "eval_every and patience must not be negative");
+    if (!(o->adam.beta1 >= 0 && o->adam.beta1 < 1 && o->adam.beta2 >= 0 && o->adam.beta2 < 1))
+        return slm_err_set(err, SLM_ERR_ARG, "Adam betas must be in [0, 1)");
+    if (!(o->adam.weight_decay >= 0)) return slm_err_set(err, SLM_ERR_ARG, "weight decay must be >= 0");
+    return SLM_OK;
+}
+
+slm_sft *slm_sft_new(slm_model *m, const slm_tokenizer *tok, const slm_sft_data *d, const slm_sft_opts *opts,
+                     slm_pool *pool, slm_err *err) {
+    if (slm_sft_opts_check(opts, err) != SLM_OK) return NULL;
+    if (!m || m->mapped || m->cfg.arch != SLM_ARCH_LLAMA) {
+        slm_err_set(err, SLM_ERR_UNSUPPORTED, "generative fine-tuning needs an fp32 llama model (slm_model_load)");
+        return NULL;
+    }
+    if (d->train.n < 1 || d->val.n < 1) {
+        slm_err_set(err, SLM_ERR_ARG, "generative fine-tuning needs tokenized train and val examples (%d and %d "
+                    "kept)", d->train.n, d->val.n);
+        return NULL;
+    }
+    if (opts->max_len > m->cfg.ctx_len) {
+        slm_err_set(err, SLM_ERR_ARG, "max_len %d is longer than the model's context (%d)", opts->max_len,
+                    m->cfg.ctx_len);
+        return NULL;
+    }
+    const slm_sft_split *sp[2] = {&d->train, &d->val};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < sp[k]->n; i++)
+            if (sp[k]->ex[i].n > opts->max_len) {
+                slm_err_set(err, SLM_ERR_ARG, "%s: an example has %d tokens, more than max_len %d (tokenize "
+                            "with the same max_len)", sp[k]->path, sp[k]->ex[i].n, opts->max_len);
+                return NULL;
+            }
+    if (slm_tokenizer_n_vocab(tok) > m->cfg.n_vocab) {
+        slm_err_set(err, SLM_ERR_ARG, "the tokenizer has %d tokens but the model only %d",
+                    slm_tokenizer_n_vocab(tok), m->cfg.n_vocab);
+        return NULL;
+    }
+    slm_sft *t = calloc(1, sizeof *t);
+    if (!t) goto nomem;
+    t->m = m;
+    t->tok = tok;
+    t->d = d;
+    t->o = *opts;
+    t->pool = pool;
+    int B = opts->batch;
+    int64_t per_step = (int64_t)B * opts->accum;
+    int steps_per_epoch = (int)((d->train.n + per_step - 1) / per_step);
+    t->steps = opts->steps > 0 ? opts->steps : (int)ceil(opts->epochs * steps_per_epoch);
+    if (t->steps < 1) t->steps = 1;
+    t->warmup = opts->warmup >= 0 ? opts->warmup : (int)(0.06 * t->steps);
+    if (t->o.eval_every == 0) t->o.eval_every = steps_per_epoch;
+    t->best_val = INFINITY;
+    t->last_val = t->first_val = NAN;
+    t->perm_epoch = -1;
+    size_t n = m->n_params, N = (size_t)B * (size_t)opts->max_len;
+    t->grads = calloc(n, sizeof(float));
+    t->adam_m = calloc(n, sizeof(float));
+    t->adam_v = calloc(n, sizeof(float));
+    t->tokens = malloc(N * sizeof(int32_t));
+    t->targets = malloc(N * sizeof(int32_t));
+    t->pos = malloc(N * sizeof(int32_t));
+    t->seq = malloc(N * sizeof(int32_t));
+    t->mb = malloc((size_t)per_step * sizeof *t->mb);
+    t->perm = malloc((size_t)d->train.n * sizeof(uint32_t));
+    if (!t->grads || !t->adam_m || !t->adam_v || !t->tokens || !t->targets || !t->pos || !t->seq || !t->mb ||
+        !t->perm)
+        goto nomem;
+    t->ctx = slm_ctx_new(&m->cfg, (int)N, 1, pool, err);
+    if (!t->ctx) goto fail;
+    t->kv = slm_kv_cache_new(&m->cfg, B, opts->max_len, err);
+    if (!t->kv) goto fail;
+    return t;
+nomem:
+    slm_err_set(err, SLM_ERR_NOMEM, "generative fine-tune: out of memory for %zu parameters", m->n_params);
+fail:
+    slm_sft_free(t);
+    return NULL;
+}
+
+void slm_sft_free(slm_sft *t) {
+    if (!t) return;
+    slm_ctx_free(t->ctx);
+    slm_kv_cache_free(t->kv);
+    void *bufs[] = {t->grads, t->adam_m, t->adam_v, t->best, t->tokens, t->targets, t->pos, t->seq,
+                    (void *)t->mb, t->perm};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    if (t->log) fclose(t->log);
+    free(t);
+}
+
+slm_status slm_sft_set_log(slm_sft *t, const char *path, slm_err *err) {
+    if (t->log) fclose(t->log);
+    t->log = NULL;
+    if (!path) return SLM_OK;
+    t->log = fopen(path, "a");
+    if (!t->log) return slm_err_set(err, SLM_ERR_IO, "%s: cannot open the log for writing", path);
+    return SLM_OK;
+}
+
+void slm_sft_set_callback(slm_sft *t, slm_sft_callback cb, void *ctx) {
+    t->cb = cb;
+    t->cb_ctx = ctx;
+}
+
+int slm_sft_step(const slm_sft *t) { return t->step; }
+int slm_sft_steps(const slm_sft *t) { return t->steps; }
+float slm_sft_val_loss(const slm_sft *t) { return t->last_val; }
+float slm_sft_first_val_loss(const slm_sft *t) { return t->first_val; }
+
+/* Lays out ex[0..n) as one batch (seq = example, pos = 0..len-1); returns the token count. */
+static int layout(slm_sft *t, const slm_sft_example *const *ex, int n) {
+    int k = 0;
+    for (int b = 0; b < n; b++)
+        for (int i = 0; i < ex[b]->n; i++, k++) {
+            t->tokens[k] = ex[b]->ids[i];
+            t->targets[k] = ex[b]->targets[i];
+            t->pos[k] = i;
+            t->seq[k] = b;
+        }
+    return k;
+}
+
+/* Forward, loss (scaled), and backward when grads is not NULL. */
+static slm_status run_batch(slm_sft *t, const slm_sft_example *const *ex, int n, float scale, float *grads,
+                            float *loss, int *counted, slm_err *err) {
+    if (n < 1 || n > t->o.batch) return slm_err_set(err, SLM_ERR_ARG, "a batch holds 1 to %d examples (got %d)",
+                                                    t->o.batch, n);
+    for (int b = 0; b < n; b++)
+        if (ex[b]->n < 1 || ex[b]->n > t->o.max_len)
+            return slm_err_set(err, SLM_ERR_ARG, "an example of %d tokens (max_len %d)", ex[b]->n, t->o.max_len);
+    int nt = layout(t, ex, n);
+    slm_batch batch = {.n_tokens = nt, .token = t->tokens, .pos = t->pos, .seq = t->seq, .output = NULL};
+    slm_status s = slm_model_forward(t->m, t->ctx, t->kv, &batch, err);
+    if (s != SLM_OK) return s;
+    *loss = slm_model_loss(t->ctx, t->targets, scale, counted);
+    if (isnan(*loss)) return slm_err_set(err, SLM_ERR_RANGE, "the loss could not be computed (a target out of vocab?)");
+    if (grads) return slm_model_backward(t->m, t->ctx, t->kv, &batch, grads, err);
+    return SLM_OK;
+}
+
+slm_status slm_sft_grad(slm_sft *t, const slm_sft_example *ex, int n, float scale, float *grads, float *loss,
+                        int *n_counted, slm_err *err) {
+    const slm_sft_example *p[4096];
+    if (n < 1 || n > t->o.batch) return slm_err_set(err, SLM_ERR_ARG, "1 to %d examples (got %d)", t->o.batch, n);
+    for (int i = 0; i < n; i++) p[i] = &ex[i];
+    return run_batch(t, p, n, scale, grads, loss, n_counted, err);
+}
+
+slm_status slm_sft_evaluate(slm_sft *t, const slm_sft_split *s, double *loss, slm_err *err) {
+    const slm_sft_example *p[4096];
+    double nats = 0;
+    size_t counted_all = 0;
+    for (int i0 = 0; i0 < s->n; i0 += t->o.batch) {
+        int nb = s->n - i0 < t->o.batch ? s->n - i0 : t->o.batch;
+        for (int b = 0; b < nb; b++) p[b] = &s->ex[i0 + b];
+        float l;
+        int c = 0;
+        slm_status st = run_batch(t, p, nb, 1.0f, NULL, &l, &c, err);
+        if (st != SLM_OK) return slm_err_prefix(err, "validation");
+        nats += (double)l * c;
+        counted_all += (size_t)c;
+    }
+    *loss = counted_all ? nats / (double)counted_all : NAN;
+    return SLM_OK;
+}
+
+/* Example of global index g in the training order (a seeded permutation per epoch). */
+static const slm_sft_example *train_example(slm_sft *t, int64_t g) {
+    int n = t->d->train.n;
+    int64_t e = g / n;
+    if (e != t->perm_epoch) {
+        for (int i = 0; i < n; i++) t->perm[i] = (uint32_t)i;
+        slm_rng r;
+        slm_rng_seed(&r, slm_rng_hash(t->o.seed, (uint64_t)e, 0x73667421u), 1);
+        for (int i = n - 1; i > 0; i--) {
+            uint32_t j = slm_rng_below(&r, (uint32_t)i + 1);
+            uint32_t tmp = t->perm[i];
+            t->perm[i] = t->perm[j];
+            t->perm[j] = tmp;
+        }
+        t->perm_epoch = e;
+    }
+    return &t->d->train.ex[t->perm[g % n]];
+}
+
+static void optimizer_step(slm_sft *t, float lr) {
+    const slm_model_config *cfg = &t->m->cfg;
+    int nt = slm_model_n_tensors(cfg);
+    for (int i = 0; i < nt; i++) {
+        slm_model_tensor_info info;
+        slm_model_tensor_at(cfg, i, &info);
+        size_t n = (size_t)info.ne[0] * (size_t)(info.n_dims > 1 ? info.ne[1] : 1);
+        size_t o = info.offset;
+        slm_adamw_update(t->m->params + o, t->grads + o, t->adam_m + o, t->adam_v + o, n, lr, t->step + 1,
+                         info.n_dims > 1, &t->o.adam);
+    }
+}
+
+static void write_log(slm_sft *t, const slm_sft_progress *p) {
+    if (!t->log) return;
+    fprintf(t->log, "{\"step\":%d,\"epoch\":%.4f,\"loss\":%.6f", p->step, p->epoch, p->loss);
+    if (!isnan(p->val_loss)) fprintf(t->log, ",\"val_loss\":%.6f", p->val_loss);
+    fprintf(t->log, ",\"lr\":%.6g,\"grad_norm\":%.6g,\"tokens_per_s\":%.1f}\n", p->lr, p->grad_norm,
+            p->tokens_per_s);
+    fflush(t->log);
+}
+
+static slm_status validate(slm_sft *t, slm_sft_progress *p, slm_err *err) {
+    double loss;
+    slm_status s = slm_sft_evaluate(t, &t->d->val, &loss, err);
+    if (s != SLM_OK) return s;
+    t->last_val = p->val_loss = (float)loss;
+    if (isnan(t->first_val)) t->first_val = t->last_val;
+    if (t->o.patience > 0) {
+        if (p->val_loss < t->best_val) {
+            t->best_val = p->val_loss;
+            t->bad_evals = 0;
+            if (!t->best) t->best = malloc(t->m->n_params * sizeof(float));
+            if (!t->best) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory keeping the best parameters");
+            memcpy(t->best, t->m->params, t->m->n_params * sizeof(float));
+        } else if (++t->bad_evals >= t->o.patience) {
+            p->stopped_early = 1;
+        }
+    }
+    return SLM_OK;
+}
+
+slm_status slm_sft_run(slm_sft *t, slm_err *err) {
+    slm_status s = slm_sft_run_for(t, -1, err);
+    if (s == SLM_OK && t->o.patience > 0 && t->best) {
+        memcpy(t->m->params, t->best, t->m->n_params * sizeof(float));
+        t->last_val = t->best_val;
+    }
+    return s;
+}
+
+slm_status slm_sft_run_for(slm_sft *t, int max_steps, slm_err *err) {
+    const int B = t->o.batch, A = t->o.accum;
+    const size_t n_params = t->m->n_params;
+    double t0 = slm_time_now();
+    int start = t->step;
+    uint64_t tokens0 = t->tokens_seen;
+    while (t->step < t->steps) {
+        if (max_steps >= 0 && t->step - start >= max_steps) return SLM_OK;
+        /* the step's examples, and its counted tokens (to weight each micro-batch's mean) */
+        int64_t g0 = (int64_t)t->step * B * A;
+        size_t counted_step = 0;
+        for (int i = 0; i < B * A; i++) {
+            t->mb[i] = train_example(t, g0 + i);
+            counted_step += (size_t)t->mb[i]->n_counted;
+            t->tokens_seen += (uint64_t)t->mb[i]->n;
+        }
+        memset(t->grads, 0, n_params * sizeof(float));
+        double loss_sum = 0;
+        for (int micro = 0; micro < A; micro++) {
+            const slm_sft_example *const *ex = t->mb + (size_t)micro * B;
+            size_t c_micro = 0;
+            for (int b = 0; b < B; b++) c_micro += (size_t)ex[b]->n_counted;
+            float scale = counted_step ? (float)((double)c_micro / (double)counted_step) : 0.0f;
+            float l;
+            int c;
+            slm_status s = run_batch(t, ex, B, scale, t->grads, &l, &c, err);
+            if (s != SLM_OK) return slm_err_prefix(err, "step %d", t->step + 1);
+            loss_sum += (double)l * c;
+        }
+        slm_sft_progress p = {.steps = t->steps, .val_loss = NAN};
+        p.loss = counted_step ? (float)(loss_sum / (double)counted_step) : 0.0f;
+        if (!isfinite(p.loss))
+            return slm_err_set(err, SLM_ERR_RANGE, "step %d: the loss is %g; lower the learning rate (%g)",
+                               t->step + 1, p.loss, t->o.lr);
+        p.grad_norm = slm_grad_clip(t->grads, n_params, t->o.grad_clip);
+        p.lr = slm_lr_schedule(t->step, t->warmup, t->steps, t->o.lr, t->o.lr_min);
+        optimizer_step(t, p.lr);
+        t->step++;
+        p.step = t->step;
+        p.epoch = (double)t->step * B * A / t->d->train.n;
+        p.elapsed_s = slm_time_now() - t0;
+        p.tokens_per_s = (double)(t->tokens_seen - tokens0) / (p.elapsed_s > 0 ? p.elapsed_s : 1e-9);
+        p.eta_s = p.elapsed_s / (t->step - start) * (t->steps - t->step);
+        if ((t->o.eval_every > 0 && t->step % t->o.eval_every == 0) || t->step == t->steps) {
+            slm_status s = validate(t, &p, err);
+            if (s != SLM_OK) return s;
+        }
+        write_log(t, &p);
+        if (t->cb) t->cb(t->cb_ctx, &p);
+        if (p.stopped_early) break;
+    }
+    return SLM_OK;
+}
+
+slm_status slm_sft_save(const slm_sft *t, const slm_sft_save_info *info, const char *path, slm_err *err) {
+    slm_gguf_writer *w = slm_gguf_writer_new();
+    if (!w) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    slm_status s = slm_model_save(t->m, w, err);
+    if (!s) s = slm_tokenizer_save(t->tok, w, err);
+    slm_status m = SLM_OK;
+    const slm_gguf_kv *ct = info && info->base ? slm_gguf_find_kv(info->base, "tokenizer.chat_template") : NULL;
+    if (!s && ct) m = slm_gguf_set_kv_from(w, info->base, ct);
+    else if (!s && info && info->chat_template) m = slm_gguf_set_str(w, "tokenizer.chat_template", info->chat_template);
+    if (!m) m = slm_gguf_set_str(w, "general.name", "slm-generate");
+    if (!m) m = slm_gguf_set_str(w, "slm.task", "generate");
+    if (!m) m = slm_gguf_set_str(w, "slm.sft.separator", info && info->separator ? info->separator : "");
+    if (!m) m = slm_gguf_set_u32(w, "slm.sft.max_len", (uint32_t)t->o.max_len);
+    if (!m) m = slm_gguf_set_u32(w, "slm.train.steps", (uint32_t)t->step);
+    if (!m) m = slm_gguf_set_f32(w, "slm.train.epochs", (float)((double)t->step * t->o.batch * t->o.accum / t->d->train.n));
+    if (!m) m = slm_gguf_set_u32(w, "slm.train.examples", (uint32_t)t->d->train.n);
+    if (!m) m = slm_gguf_set_u64(w, "slm.train.tokens", t->tokens_seen);
+    if (!m) m = slm_gguf_set_u64(w, "slm.train.seed", t->o.seed);
+    if (!m) m = slm_gguf_set_u32(w, "slm.train.batch", (uint32_t)(t->o.batch * t->o.accum));
+    if (!m) m = slm_gguf_set_f32(w, "slm.train.lr", t->o.lr);
+    if (!m && !isnan(t->last_val)) m = slm_gguf_set_f32(w, "slm.train.val_loss", t->last_val);
+    if (!s && m) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory adding metadata");
+    if (!s) s = slm_gguf_writer_write(w, path, err);
+    slm_gguf_writer_free(w);
+    if (s) slm_err_prefix(err, "writing %s", path);
+    return s;
+}

@@ -1,0 +1,234 @@
+/* cmd_finetune_generate.c: `slm finetune --task generate` — supervised fine-tuning of a language
+ * model on prompt/completion or chat JSONL with the loss on the completion only (src/task/sft).
+ * Takes the same argv as `slm finetune` (which hands over when --task generate is given).
+ * Parses, calls the library, prints. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/timer.h"
+#include "kernels/blas_threads.h"
+#include "model/model.h"
+#include "task/sft.h"
+#include "task/sft_data.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+int cmd_finetune_generate(int argc, char **argv);
+
+static const char usage[] =
+    "usage: slm finetune --task generate --data DIR --init BASE.gguf -o OUT.gguf [options]\n"
+    "\n"
+    "Supervised fine-tuning of a language model on DIR/train.jsonl, validating on DIR/val.jsonl.\n"
+    "Lines are {\"prompt\": ..., \"completion\": ...} or {\"messages\": [{\"role\": \"system|user|assistant\",\n"
+    "\"content\": ...}, ...]} (slm data prepare). The loss counts only the completion: the completion's\n"
+    "tokens and EOS, or each assistant turn's content and its end-of-turn token.\n"
+    "\n"
+    "Rendering: with a chat template (the base's tokenizer.chat_template, or --chat-template) a\n"
+    "prompt/completion pair becomes a user turn and an assistant turn, and the result is used with\n"
+    "`slm generate OUT.gguf --chat -p PROMPT`. Without one the text is BOS prompt SEPARATOR completion\n"
+    "EOS, used with `slm generate OUT.gguf -p \"PROMPT<separator>\"`. Chat data needs a template.\n"
+    "\n"
+    "model (one of):\n"
+    "  --init BASE.gguf       a llama-architecture base (F32/F16 weights; its tokenizer and template)\n"
+    "  --preset NAME          a new random model (tiny, small, medium, base) -- for tests\n"
+    "    --tokenizer TOK.gguf   its tokenizer (required with --preset)\n"
+    "  --chat-template NAME   render with this family (chatml, llama3, phi3, phi4, gemma, llama2, ...)\n"
+    "                         instead of the base's; written into the output model when it had none\n"
+    "  --no-chat-template     ignore the base's template: raw prompt/completion text\n"
+    "  --separator TEXT       between prompt and completion without a template (\\n for a newline) [none]\n"
+    "\n"
+    "training:\n"
+    "  --epochs X             passes over the training set                         [3]\n"
+    "  --steps N              optimizer steps (overrides --epochs)\n"
+    "  --batch B              examples per micro-batch                             [8]\n"
+    "  --accum N              micro-batches per step (gradient accumulation)       [1]\n"
+    "  --max-len N            tokens per example, BOS/EOS included; longer ones keep their start,\n"
+    "                         ones with no completion token left are skipped     [256, <= context]\n"
+    "  --lr X, --lr-min X     peak and final learning rate (cosine)  [1e-4 --init, 1e-3 --preset; 1e-5]\n"
+    "  --warmup N             linear warmup steps                                  [6% of steps]\n"
+    "  --wd X                 AdamW weight decay (matrices only)                   [0.01]\n"
+    "  --clip X               gradient norm clip, 0 = off                          [1]\n"
+    "  --seed N               example order (and a --preset model's weights)       [1]\n"
+    "\n"
+    "validation (loss on completion tokens only):\n"
+    "  --eval-every N         validate every N steps (0: once per epoch), and at the end [0]\n"
+    "  --patience N           early stop after N validations without gain; the best validated\n"
+    "                         model is the one written                             [0 = off]\n"
+    "\n"
+    "output:\n"
+    "  -o, --out FILE         the model (GGUF: llama weights, tokenizer, chat template, slm.task =\n"
+    "                         \"generate\", slm.train.*); loads in slm generate and llama.cpp\n"
+    "  --log FILE             JSON lines: step, epoch, loss, val_loss, lr, grad_norm, tokens_per_s\n"
+    "  --threads N            threads (default: all cores)\n"
+    "  --quiet                no progress line\n"
+    "\n"
+    "Not available yet for --task generate: --resume and --checkpoint.\n";
+
+typedef struct {
+    int tty, quiet, every;
+} progress_state;
+
+static void on_progress(void *ctx, const slm_sft_progress *p) {
+    progress_state *ps = ctx;
+    if (ps->quiet) return;
+    int validated = !isnan(p->val_loss);
+    int show = ps->tty || validated || p->step == p->steps || p->step % ps->every == 0 || p->step == 1;
+    if (!show) return;
+    double eta = p->eta_s;
+    fprintf(stderr, "%sstep %d/%d | epoch %.2f | loss %.4f | lr %.2e | %.0f tok/s | eta %.0fs", ps->tty ? "\r" : "",
+            p->step, p->steps, p->epoch, p->loss, p->lr, p->tokens_per_s, eta >= 0 && eta < 1e7 ? eta : 0);
+    if (validated) fprintf(stderr, " | val loss %.4f", p->val_loss);
+    if (p->stopped_early) fprintf(stderr, " | early stop");
+    if (!ps->tty || validated || p->step == p->steps || p->stopped_early) fputc('\n', stderr);
+    else fputs("   ", stderr);
+    fflush(stderr);
+}
+
+/* "\n" and "\t" in a --separator become the characters. */
+static char *unescape(const char *s) {
+    char *o = malloc(strlen(s) + 1), *q = o;
+    if (!o) cli_die("out of memory");
+    for (; *s; s++) {
+        if (s[0] == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
+            *q++ = s[1] == 'n' ? '\n' : s[1] == 't' ? '\t' : '\\';
+            s++;
+        } else {
+            *q++ = *s;
+        }
+    }
+    *q = 0;
+    return o;
+}
+
+int cmd_finetune_generate(int argc, char **argv) {
+    const char *dir = NULL, *task = NULL, *preset = NULL, *tok_path = NULL, *init = NULL, *out = NULL;
+    const char *log_path = NULL, *template_name = NULL, *sep_arg = NULL;
+    int threads = 0, quiet = 0, lr_given = 0, no_template = 0;
+    slm_sft_opts o;
+    slm_sft_opts_default(&o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--data")) dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--task")) task = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--preset")) preset = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--tokenizer")) tok_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--init")) init = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--chat-template")) template_name = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--no-chat-template")) no_template = 1;
+        else if (!strcmp(a, "--separator")) sep_arg = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-o") || !strcmp(a, "--out")) out = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--log")) log_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--epochs")) o.epochs = (float)cli_double(a, cli_value(argc, argv, &i), 1e-6, 1e6);
+        else if (!strcmp(a, "--steps")) o.steps = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
+        else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
+        else if (!strcmp(a, "--accum")) o.accum = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
+        else if (!strcmp(a, "--max-len")) o.max_len = (int)cli_long(a, cli_value(argc, argv, &i), 2, 65536);
+        else if (!strcmp(a, "--lr")) o.lr = (float)cli_double(a, cli_value(argc, argv, &i), 1e-9, 10), lr_given = 1;
+        else if (!strcmp(a, "--lr-min")) o.lr_min = (float)cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--warmup")) o.warmup = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
+        else if (!strcmp(a, "--wd")) o.adam.weight_decay = (float)cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--clip")) o.grad_clip = (float)cli_double(a, cli_value(argc, argv, &i), 0, 1e9);
+        else if (!strcmp(a, "--eval-every")) o.eval_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
+        else if (!strcmp(a, "--patience")) o.patience = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
+        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
+        else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--resume") || !strcmp(a, "--checkpoint") || !strcmp(a, "--checkpoint-every"))
+            cli_die("finetune: %s is not available yet for --task generate", a);
+        else cli_die("finetune: unknown option '%s' for --task generate (see slm finetune --task generate --help)", a);
+    }
+    if (task && strcmp(task, "generate") != 0) cli_die("finetune: cmd_finetune_generate got --task %s", task);
+    if (!dir) cli_die("finetune: --data DIR is required (see slm finetune --task generate --help)");
+    if (!out) cli_die("finetune: -o OUT.gguf is required (see slm finetune --task generate --help)");
+    if (init && (preset || tok_path)) cli_die("finetune: give --init BASE.gguf or --preset with --tokenizer, not both");
+    if (!init && !tok_path) cli_die("finetune: --task generate needs --init BASE.gguf (or --preset NAME --tokenizer TOK.gguf)");
+    if (template_name && no_template) cli_die("finetune: --chat-template and --no-chat-template contradict each other");
+    if (!init && !lr_given) o.lr = 1e-3f;
+    if (o.lr_min > o.lr) o.lr_min = o.lr;
+    char *sep = unescape(sep_arg ? sep_arg : "");
+
+    slm_err err;
+    slm_blas_set_threads(1); /* the library splits products over its own pool (as slm train) */
+    slm_pool *pool = slm_pool_new(threads, &err);
+    if (!pool) cli_fail(&err, "threads");
+
+    slm_sft_data data;
+    if (slm_sft_data_load(dir, &data, &err) != SLM_OK) cli_fail(&err, "reading --data");
+
+    const char *src_path = init ? init : tok_path;
+    slm_gguf *src = slm_gguf_open(src_path, &err);
+    if (!src) cli_fail(&err, src_path);
+    slm_tokenizer *tok = slm_tokenizer_load(src, &err);
+    if (!tok) cli_fail(&err, src_path);
+
+    slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .separator = sep, .max_len = o.max_len};
+    if (template_name) {
+        if (slm_chat_family_from_name(template_name, &f.family, &err) != SLM_OK) cli_fail(&err, "--chat-template");
+    } else if (!no_template && slm_gguf_find_kv(src, "tokenizer.chat_template")) {
+        if (slm_chat_template_from_gguf(src, &f.family, &err) != SLM_OK) cli_fail(&err, "chat template");
+    }
+    if (sep_arg && f.family != SLM_CHAT_UNKNOWN)
+        cli_die("finetune: --separator applies without a chat template (this run uses %s; add --no-chat-template)",
+                slm_chat_family_name(f.family));
+
+    slm_model *m;
+    if (init) {
+        m = slm_model_load(src, &err);
+        if (!m) cli_fail(&err, src_path);
+        if (o.max_len > m->cfg.ctx_len) {
+            if (!quiet) fprintf(stderr, "max-len: %d is beyond the model's context; using %d\n", o.max_len, m->cfg.ctx_len);
+            o.max_len = f.max_len = m->cfg.ctx_len;
+        }
+    } else {
+        slm_model_config cfg;
+        if (slm_model_preset(preset ? preset : "tiny", slm_tokenizer_n_vocab(tok), o.max_len, &cfg, &err) != SLM_OK)
+            cli_fail(&err, "--preset");
+        m = slm_model_new(&cfg, &err);
+        if (!m) cli_fail(&err, "creating the model");
+        slm_model_init_random(m, o.seed);
+    }
+    if (slm_sft_data_tokenize(&data, tok, &f, &err) != SLM_OK) cli_fail(&err, "tokenizing --data");
+    if (!quiet) {
+        fprintf(stderr, "data: %d training examples (%zu tokens, %zu counted), %d validation (%zu counted); "
+                "rendering: %s\n", data.train.n, data.train.n_tokens, data.train.n_counted, data.val.n,
+                data.val.n_counted, f.family == SLM_CHAT_UNKNOWN ? "raw text" : slm_chat_family_name(f.family));
+        int cut = data.train.n_cut + data.val.n_cut, skipped = data.train.n_skipped + data.val.n_skipped;
+        if (cut || skipped)
+            fprintf(stderr, "data: %d examples cut to --max-len %d, %d skipped (no completion token left)\n", cut,
+                    o.max_len, skipped);
+    }
+    slm_sft *t = slm_sft_new(m, tok, &data, &o, pool, &err);
+    if (!t) cli_fail(&err, "finetune");
+    if (log_path && slm_sft_set_log(t, log_path, &err) != SLM_OK) cli_fail(&err, "--log");
+    progress_state ps = {.tty = isatty(2), .quiet = quiet};
+    ps.every = slm_sft_steps(t) / 50 > 0 ? slm_sft_steps(t) / 50 : 1;
+    slm_sft_set_callback(t, on_progress, &ps);
+    if (!quiet)
+        fprintf(stderr, "model: %d layers, dim %d, %d heads, hidden %d, vocab %d: %.2fM parameters; %d steps of "
+                "%d x %d examples (max %d tokens)\n", m->cfg.n_layers, m->cfg.dim, m->cfg.n_heads, m->cfg.hidden_dim,
+                m->cfg.n_vocab, (double)m->n_params / 1e6, slm_sft_steps(t), o.accum, o.batch, o.max_len);
+    double t0 = slm_time_now();
+    if (slm_sft_run(t, &err) != SLM_OK) cli_fail(&err, "finetune");
+    /* the base's own template when it was used; else the family chosen by name */
+    slm_sft_save_info info = {.base = !template_name && !no_template ? src : NULL, .separator = sep,
+                              .chat_template = f.family != SLM_CHAT_UNKNOWN ? slm_chat_family_name(f.family) : NULL};
+    if (slm_sft_save(t, &info, out, &err) != SLM_OK) cli_fail(&err, out);
+    if (!quiet)
+        fprintf(stderr, "wrote %s after %d steps in %.1fs: validation loss %.4f (completion tokens)\n", out,
+                slm_sft_step(t), slm_time_now() - t0, slm_sft_val_loss(t));
+    slm_sft_free(t);
+    slm_model_free(m);
+    slm_tokenizer_free(tok);
+    slm_sft_data_free(&data);
+    slm_gguf_close(src);
+    slm_pool_free(pool);
+    free(sep);
+    return 0;
+}
