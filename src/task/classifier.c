@@ -16,6 +16,7 @@
 #include "quant/quant.h"
 #include "task/classify_head.h"
 #include "task/classify_model.h"
+#include "task/lora.h"
 #include "task/task_data.h"
 #include "tokenizer/tokenizer.h"
 
@@ -25,6 +26,7 @@
 
 struct slm_classifier {
     slm_gguf *g;
+    slm_gguf *ga;              /* the LoRA adapter (task keys and head), or NULL */
     slm_model *m;              /* mapped body */
     slm_tokenizer *tok;
     int K, D, pooling, max_tokens;
@@ -37,22 +39,28 @@ struct slm_classifier {
     float *pooled, *logits;    /* (B, D), (B, K) */
 };
 
+slm_status slm_classify_task_add(slm_gguf_writer *w, int D, const float *W, const float *b,
+                                 char *const *labels, int K, int pooling, int max_tokens, slm_err *err) {
+    slm_status s = slm_gguf_set_str(w, "slm.task", "classify");
+    if (!s) s = slm_gguf_set_arr_str(w, "slm.labels", (const char *const *)labels, NULL, (size_t)K);
+    if (!s) s = slm_gguf_set_str(w, "slm.pooling", slm_pooling_name(pooling));
+    if (!s) s = slm_gguf_set_u32(w, "slm.max_tokens", (uint32_t)max_tokens);
+    if (s) return slm_err_set(err, s, "classify model: out of memory");
+    uint64_t ne[2] = {(uint64_t)D, (uint64_t)K};
+    s = slm_gguf_add_tensor(w, "cls.weight", SLM_GGML_F32, 2, ne, W, err);
+    if (!s) s = slm_gguf_add_tensor(w, "cls.bias", SLM_GGML_F32, 1, &ne[1], b, err);
+    return s;
+}
+
 slm_status slm_classify_model_add(slm_gguf_writer *w, const slm_model *m, const slm_tokenizer *tok,
                                   const float *W, const float *b, char *const *labels, int K,
                                   int pooling, int max_tokens, slm_err *err) {
     slm_status s = slm_model_save(m, w, err);
     if (!s) s = slm_tokenizer_save(tok, w, err);
     if (s) return s;
-    if (!s) s = slm_gguf_set_str(w, "general.name", "slm-classify");
-    if (!s) s = slm_gguf_set_str(w, "slm.task", "classify");
-    if (!s) s = slm_gguf_set_arr_str(w, "slm.labels", (const char *const *)labels, NULL, (size_t)K);
-    if (!s) s = slm_gguf_set_str(w, "slm.pooling", slm_pooling_name(pooling));
-    if (!s) s = slm_gguf_set_u32(w, "slm.max_tokens", (uint32_t)max_tokens);
-    if (s) return slm_err_set(err, s, "classify model: out of memory");
-    uint64_t ne[2] = {(uint64_t)m->cfg.dim, (uint64_t)K};
-    s = slm_gguf_add_tensor(w, "cls.weight", SLM_GGML_F32, 2, ne, W, err);
-    if (!s) s = slm_gguf_add_tensor(w, "cls.bias", SLM_GGML_F32, 1, &ne[1], b, err);
-    return s;
+    if (slm_gguf_set_str(w, "general.name", "slm-classify") != SLM_OK)
+        return slm_err_set(err, SLM_ERR_NOMEM, "classify model: out of memory");
+    return slm_classify_task_add(w, m->cfg.dim, W, b, labels, K, pooling, max_tokens, err);
 }
 
 /* A head tensor of n elements (any type with a dequantizer) as F32 into dst. */
@@ -91,7 +99,32 @@ slm_status slm_classify_head_read(const slm_gguf *g, int K, int D, float *W, flo
     return s;
 }
 
+static slm_classifier *load_impl(const char *path, const char *adapter, slm_pool *pool, slm_err *err);
+
 slm_classifier *slm_classifier_load(const char *path, slm_pool *pool, slm_err *err) {
+    return load_impl(path, NULL, pool, err);
+}
+
+slm_classifier *slm_classifier_load_lora(const char *base_path, const char *adapter_path, slm_pool *pool,
+                                         slm_err *err) {
+    return load_impl(base_path, adapter_path, pool, err);
+}
+
+/* The body of a base plus an adapter, merged in fp32. */
+static slm_model *merged_body(const slm_gguf *base, const slm_gguf *ga, slm_err *err) {
+    slm_model *m = slm_lora_body_load(base, err);
+    if (!m) return NULL;
+    slm_lora *l = slm_lora_load(ga, &m->cfg, err);
+    if (!l) {
+        slm_model_free(m);
+        return NULL;
+    }
+    slm_lora_apply(l, m->params, m->params);
+    slm_lora_free(l);
+    return m;
+}
+
+static slm_classifier *load_impl(const char *path, const char *adapter, slm_pool *pool, slm_err *err) {
     slm_classifier *c = calloc(1, sizeof *c);
     if (!c) {
         slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
@@ -100,7 +133,10 @@ slm_classifier *slm_classifier_load(const char *path, slm_pool *pool, slm_err *e
     slm_status s = SLM_OK;
     c->g = slm_gguf_open(path, err);
     if (!c->g) goto fail;
-    const slm_gguf_kv *task = slm_gguf_find_kv(c->g, "slm.task");
+    if (adapter && !(c->ga = slm_gguf_open(adapter, err))) goto fail;
+    const slm_gguf *mg = adapter ? c->ga : c->g; /* where the task keys and head are */
+    if (adapter) path = adapter;
+    const slm_gguf_kv *task = slm_gguf_find_kv(mg, "slm.task");
     if (!task || task->type != SLM_GGUF_STRING) {
         slm_err_set(err, SLM_ERR_ARG, "%s: not a task model (no slm.task key): a language model? "
                     "Fine-tune one with `slm finetune --task classify --init %s`", path, path);
@@ -112,7 +148,7 @@ slm_classifier *slm_classifier_load(const char *path, slm_pool *pool, slm_err *e
         goto fail;
     }
     const slm_gguf_kv *lk;
-    if ((s = slm_gguf_get_arr(c->g, "slm.labels", SLM_GGUF_STRING, &lk, err)) != SLM_OK) goto fail;
+    if ((s = slm_gguf_get_arr(mg, "slm.labels", SLM_GGUF_STRING, &lk, err)) != SLM_OK) goto fail;
     if (lk->arr_n < 2 || lk->arr_n > (1u << 20)) {
         slm_err_set(err, SLM_ERR_FORMAT, "%s: slm.labels has %llu labels (need at least 2)", path,
                     (unsigned long long)lk->arr_n);
@@ -124,15 +160,15 @@ slm_classifier *slm_classifier_load(const char *path, slm_pool *pool, slm_err *e
     for (int i = 0; i < c->K; i++)
         if (!(c->labels[i] = strndup(lk->arr_strs[i].ptr, lk->arr_strs[i].len))) goto nomem;
     slm_gguf_str ps;
-    if ((s = slm_gguf_get_str(c->g, "slm.pooling", &ps, err)) != SLM_OK) goto fail;
+    if ((s = slm_gguf_get_str(mg, "slm.pooling", &ps, err)) != SLM_OK) goto fail;
     c->pooling = slm_gguf_str_eq(ps, "last") ? SLM_POOL_LAST : slm_gguf_str_eq(ps, "mean") ? SLM_POOL_MEAN : -1;
     if (c->pooling < 0) {
         slm_err_set(err, SLM_ERR_FORMAT, "%s: slm.pooling is '%.*s' (known: last, mean)", path, (int)ps.len, ps.ptr);
         goto fail;
     }
     uint32_t mt;
-    if ((s = slm_gguf_get_u32(c->g, "slm.max_tokens", &mt, err)) != SLM_OK) goto fail;
-    c->m = slm_model_load_mapped(c->g, err);
+    if ((s = slm_gguf_get_u32(mg, "slm.max_tokens", &mt, err)) != SLM_OK) goto fail;
+    c->m = adapter ? merged_body(c->g, c->ga, err) : slm_model_load_mapped(c->g, err);
     if (!c->m) goto fail;
     if (mt < 3 || (int)mt > c->m->cfg.ctx_len) {
         slm_err_set(err, SLM_ERR_FORMAT, "%s: slm.max_tokens %u is outside [3, the context %d]", path, mt,
@@ -146,8 +182,8 @@ slm_classifier *slm_classifier_load(const char *path, slm_pool *pool, slm_err *e
     c->W = malloc(sizeof(float) * (size_t)c->K * c->D);
     c->b = malloc(sizeof(float) * (size_t)c->K);
     if (!c->W || !c->b) goto nomem;
-    if ((s = head_tensor(c->g, "cls.weight", (uint64_t)c->D, (uint64_t)c->K, c->W, err)) != SLM_OK) goto fail;
-    if ((s = head_tensor(c->g, "cls.bias", (uint64_t)c->K, 1, c->b, err)) != SLM_OK) goto fail;
+    if ((s = head_tensor(mg, "cls.weight", (uint64_t)c->D, (uint64_t)c->K, c->W, err)) != SLM_OK) goto fail;
+    if ((s = head_tensor(mg, "cls.bias", (uint64_t)c->K, 1, c->b, err)) != SLM_OK) goto fail;
 
     int N = CLS_MAX_BATCH * c->max_tokens;
     c->ctx = slm_ctx_new_outputs(&c->m->cfg, N, 1, 0, pool, err);
@@ -192,6 +228,7 @@ void slm_classifier_free(slm_classifier *c) {
     free(c->pooled);
     free(c->logits);
     slm_gguf_close(c->g);
+    slm_gguf_close(c->ga);
     free(c);
 }
 
@@ -239,4 +276,21 @@ slm_status slm_classifier_predict(slm_classifier *c, const char *const *texts, c
         }
     }
     return SLM_OK;
+}
+
+slm_status slm_classify_lora_merge(const char *base_path, const char *adapter_path, const char *out_path,
+                                   slm_err *err) {
+    /* the classifier loader does the checking and the merge; its fp32 body and head are written */
+    slm_classifier *c = slm_classifier_load_lora(base_path, adapter_path, NULL, err);
+    if (!c) return err ? err->code : SLM_ERR_ARG;
+    slm_gguf_writer *w = slm_gguf_writer_new();
+    slm_status s = w ? SLM_OK : slm_err_set(err, SLM_ERR_NOMEM, "merge: out of memory");
+    if (!s) s = slm_classify_model_add(w, c->m, c->tok, c->W, c->b, c->labels, c->K, c->pooling, c->max_tokens, err);
+    if (!s) s = slm_gguf_set_str(w, "slm.lora.merged_from", adapter_path) == SLM_OK
+                    ? SLM_OK : slm_err_set(err, SLM_ERR_NOMEM, "merge: out of memory");
+    if (!s) s = slm_gguf_writer_write(w, out_path, err);
+    if (s) slm_err_prefix(err, "writing %s", out_path);
+    slm_gguf_writer_free(w);
+    slm_classifier_free(c);
+    return s;
 }

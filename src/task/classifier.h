@@ -19,6 +19,11 @@ typedef struct slm_classifier slm_classifier;
 /* Opens a classify model (weights read where they lie, any block type). Errors: not a classify
  * model (slm.task missing or another kind), head/labels missing or misshapen — each named. */
 slm_classifier *slm_classifier_load(const char *path, slm_pool *pool, slm_err *err);
+/* A base model plus a classify LoRA adapter (lora.h; from slm finetune --lora): the body and
+ * tokenizer from base_path (any block type: dequantized to fp32), W + (alpha/r)·B·A merged once
+ * at load, the labels, pooling and head from the adapter. Errors as slm_lora_load and above. */
+slm_classifier *slm_classifier_load_lora(const char *base_path, const char *adapter_path, slm_pool *pool,
+                                         slm_err *err);
 void slm_classifier_free(slm_classifier *c);
 
 int slm_classifier_n_labels(const slm_classifier *c);

@@ -122,3 +122,36 @@ void slm_cls_head_backward(const float *W, const float *pooled, const float *dlo
         }
     }
 }
+
+double slm_cls_distill_loss(const float *logits, const int32_t *labels, const float *teacher, int E, int K,
+                            float T, float alpha, float scale, float *dlogits) {
+    double total = 0;
+    for (int e = 0; e < E; e++) {
+        const float *z = logits + (size_t)e * K, *p = teacher + (size_t)e * K;
+        /* log-sum-exps of z/T, z and log(p)/T */
+        double mz = -INFINITY, mt = -INFINITY, mp = -INFINITY;
+        for (int k = 0; k < K; k++) {
+            mz = fmax(mz, z[k]);
+            mt = fmax(mt, z[k] / T);
+            mp = fmax(mp, log(fmax(p[k], 1e-30)) / T);
+        }
+        double sz = 0, st = 0, sp = 0;
+        for (int k = 0; k < K; k++) {
+            sz += exp(z[k] - mz);
+            st += exp(z[k] / T - mt);
+            sp += exp(log(fmax(p[k], 1e-30)) / T - mp);
+        }
+        double lz = mz + log(sz), lt = mt + log(st), lp = mp + log(sp), kl = 0;
+        for (int k = 0; k < K; k++) {
+            double lpt = log(fmax(p[k], 1e-30)) / T - lp, lqt = z[k] / T - lt, pt = exp(lpt);
+            kl += pt * (lpt - lqt);
+            if (dlogits) {
+                double q = exp(z[k] - lz), qt = exp(lqt), oh = k == labels[e] ? 1.0 : 0.0;
+                dlogits[(size_t)e * K + k] = (float)(scale * (alpha * T * (qt - pt) + (1 - alpha) * (q - oh)));
+            }
+        }
+        double ce = lz - z[labels[e]];
+        total += alpha * T * T * kl + (1 - alpha) * ce;
+    }
+    return total;
+}

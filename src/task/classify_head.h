@@ -41,6 +41,14 @@ void slm_cls_softmax(float *x, int E, int K);
 double slm_cls_loss(const float *logits, const int32_t *labels, int E, int K, float smoothing,
                     float scale, float *dlogits, int *n_correct);
 
+/* Distillation loss of logits z (E, K) against teacher probabilities p (E, K, temperature 1) and
+ * labels (E): per example alpha·T²·KL(p_T || q_T) + (1 - alpha)·CE(softmax(z), label), with
+ * p_T = softmax(log p / T) (p^(1/T) renormalised; zeros floored at 1e-30) and q_T = softmax(z / T).
+ * Returns the SUM over examples; dlogits (E, K) receives scale · d(sum)/dz =
+ * scale·(alpha·T·(q_T - p_T) + (1 - alpha)·(q - onehot)). */
+double slm_cls_distill_loss(const float *logits, const int32_t *labels, const float *teacher, int E, int K,
+                            float T, float alpha, float scale, float *dlogits);
+
 /* Backward of slm_cls_logits: dW (K, D) += dlogits^T · pooled, db (K) += column sums,
  * dpooled (E, D) = dlogits · W (overwritten; may be NULL). */
 void slm_cls_head_backward(const float *W, const float *pooled, const float *dlogits, int E, int D,

@@ -16,9 +16,20 @@ slm_status slm_classify_model_add(slm_gguf_writer *w, const slm_model *m, const 
                                   const float *W, const float *b, char *const *labels, int K,
                                   int pooling, int max_tokens, slm_err *err);
 
+/* The task part alone (no body, no tokenizer): slm.task, slm.labels, slm.pooling,
+ * slm.max_tokens, cls.weight (K, D), cls.bias (K) — what a classify LoRA adapter carries. */
+slm_status slm_classify_task_add(slm_gguf_writer *w, int D, const float *W, const float *b,
+                                 char *const *labels, int K, int pooling, int max_tokens, slm_err *err);
+
 /* Reads a classify file's head: cls.weight (K, D) and cls.bias (K) as F32 (any type with a
  * dequantizer) and slm.pooling. Errors name the tensor or key and the shapes. */
 slm_status slm_classify_head_read(const slm_gguf *g, int K, int D, float *W, float *b, int *pooling,
                                   slm_err *err);
+
+/* slm lora merge: base (any block type, dequantized) + classify LoRA adapter -> a full classify
+ * model (F32 body W + (alpha/r)·B·A, the base's tokenizer, the adapter's labels, pooling and
+ * head), written atomically. It loads with slm_classifier_load and predicts as the pair does. */
+slm_status slm_classify_lora_merge(const char *base_path, const char *adapter_path, const char *out_path,
+                                   slm_err *err);
 
 #endif

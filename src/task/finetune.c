@@ -181,7 +181,8 @@ void slm_finetune_free(slm_finetune *t) {
     slm_kv_cache_free(t->kv);
     void *bufs[] = {t->grads, t->adam_m, t->adam_v, t->best, t->best_head, t->head, t->ghead, t->head_m,
                     t->head_v, t->tokens, t->pos, t->seq, t->out, t->start, t->len, t->labels,
-                    t->pooled, t->dpooled, t->logits, t->dlogits, t->dhidden, t->perm, t->ckpt_path};
+                    t->pooled, t->dpooled, t->logits, t->dlogits, t->dhidden, t->perm, t->ckpt_path,
+                    t->base, t->dlora, t->lora_m, t->lora_v, t->best_lora, t->soft};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     if (t->log) fclose(t->log);
     free(t);
@@ -205,6 +206,39 @@ void slm_finetune_set_checkpoint(slm_finetune *t, const char *path, int every) {
 void slm_finetune_set_callback(slm_finetune *t, slm_finetune_callback cb, void *ctx) {
     t->cb = cb;
     t->cb_ctx = ctx;
+}
+
+slm_status slm_finetune_set_lora(slm_finetune *t, slm_lora *l, slm_err *err) {
+    if (t->lora || t->step > 0) return slm_err_set(err, SLM_ERR_ARG, "LoRA: set once, before the first step");
+    if ((l->cfg.dim != t->m->cfg.dim ||
+        l->cfg.n_layers != t->m->cfg.n_layers || l->cfg.hidden_dim != t->m->cfg.hidden_dim ||
+        l->cfg.n_heads != t->m->cfg.n_heads || l->cfg.n_kv_heads != t->m->cfg.n_kv_heads))
+        return slm_err_set(err, SLM_ERR_ARG, "LoRA: the adapter was made for another body shape");
+    size_t n = t->m->n_params;
+    t->base = malloc(n * sizeof(float));
+    t->dlora = calloc(l->n_params + 1, sizeof(float));
+    t->lora_m = calloc(l->n_params + 1, sizeof(float));
+    t->lora_v = calloc(l->n_params + 1, sizeof(float));
+    if (!t->base || !t->dlora || !t->lora_m || !t->lora_v) return slm_err_set(err, SLM_ERR_NOMEM, "LoRA: out of memory");
+    memcpy(t->base, t->m->params, n * sizeof(float));
+    t->lora = l;
+    slm_lora_apply(l, t->base, t->m->params);
+    return SLM_OK;
+}
+
+const float *slm_finetune_lora_base(const slm_finetune *t) { return t->base; }
+
+slm_status slm_finetune_set_teacher(slm_finetune *t, const float *probs, float temperature, float alpha,
+                                    slm_err *err) {
+    if (!(temperature > 0 && temperature <= 100) || !(alpha >= 0 && alpha <= 1))
+        return slm_err_set(err, SLM_ERR_ARG, "distillation: temperature must be in (0, 100] and alpha in [0, 1] "
+                           "(got %g, %g)", temperature, alpha);
+    if (!t->soft && !(t->soft = malloc(sizeof(float) * (size_t)t->o.batch * (size_t)t->K)))
+        return slm_err_set(err, SLM_ERR_NOMEM, "distillation: out of memory");
+    t->teacher = probs;
+    t->kd_T = temperature;
+    t->kd_alpha = alpha;
+    return SLM_OK;
 }
 
 void slm_finetune_set_mask(slm_finetune *t, const uint8_t *mask) { t->mask = mask; }
@@ -343,8 +377,15 @@ static slm_status train_step(slm_finetune *t, double *loss_out, slm_err *err) {
             float *W = t->head + (size_t)h * t->hs, *gW = t->ghead + (size_t)h * t->hs;
             size_t KD = (size_t)t->K * t->D;
             head_forward(t, h, B);
-            loss += slm_cls_loss(t->logits, t->labels, B, t->K, o->label_smoothing, scale, t->dlogits, NULL) *
-                    scale;
+            if (t->teacher) {
+                for (int e = 0; e < B; e++)
+                    memcpy(t->soft + (size_t)e * t->K, t->teacher + (size_t)idx[e] * t->K, sizeof(float) * (size_t)t->K);
+                loss += slm_cls_distill_loss(t->logits, t->labels, t->soft, B, t->K, t->kd_T, t->kd_alpha, scale,
+                                             t->dlogits) * scale;
+            } else {
+                loss += slm_cls_loss(t->logits, t->labels, B, t->K, o->label_smoothing, scale, t->dlogits, NULL) *
+                        scale;
+            }
             slm_cls_head_backward(W, t->pooled, t->dlogits, B, t->D, t->K, gW, gW + KD, t->dpooled);
             slm_cls_pool_backward(t->dpooled, t->D, t->start, t->len, B, t->head_pool[h], t->dhidden);
         }
@@ -358,11 +399,13 @@ static slm_status train_step(slm_finetune *t, double *loss_out, slm_err *err) {
 /* Global-norm clipping over body and active heads; returns the norm before. */
 static double clip_all(slm_finetune *t) {
     size_t nh = (size_t)t->n_heads * t->hs;
-    double nb = slm_grad_norm(t->grads, t->m->n_params), nhd = slm_grad_norm(t->ghead, nh);
+    float *gb = t->lora ? t->dlora : t->grads;
+    size_t ngb = t->lora ? t->lora->n_params : t->m->n_params;
+    double nb = slm_grad_norm(gb, ngb), nhd = slm_grad_norm(t->ghead, nh);
     double norm = sqrt(nb * nb + nhd * nhd);
     if (t->o.grad_clip > 0 && norm > t->o.grad_clip) {
         float s = (float)(t->o.grad_clip / norm);
-        for (size_t i = 0; i < t->m->n_params; i++) t->grads[i] *= s;
+        for (size_t i = 0; i < ngb; i++) gb[i] *= s;
         for (size_t i = 0; i < nh; i++) t->ghead[i] *= s;
     }
     return norm;
@@ -372,6 +415,17 @@ static double clip_all(slm_finetune *t) {
 static void optimizer_step(slm_finetune *t, float lr) {
     const slm_model_config *cfg = &t->m->cfg;
     int nt = slm_model_n_tensors(cfg), step = t->step + 1;
+    if (t->lora) {
+        const slm_lora *l = t->lora;
+        for (int i = 0; i < l->n_pairs; i++) {
+            size_t oa = (size_t)(l->pairs[i].a - l->params), ob = (size_t)(l->pairs[i].b - l->params);
+            size_t na = (size_t)l->rank * (size_t)l->pairs[i].in, nb = (size_t)l->rank * (size_t)l->pairs[i].out;
+            slm_adamw_update(l->params + oa, t->dlora + oa, t->lora_m + oa, t->lora_v + oa, na, lr, step, 1, &t->o.adam);
+            slm_adamw_update(l->params + ob, t->dlora + ob, t->lora_m + ob, t->lora_v + ob, nb, lr, step, 1, &t->o.adam);
+        }
+        slm_lora_apply(l, t->base, t->m->params);
+        nt = 0; /* the body is frozen */
+    }
     for (int i = 0; i < nt; i++) {
         slm_model_tensor_info info;
         slm_model_tensor_at(cfg, i, &info);
@@ -433,6 +487,11 @@ static slm_status validate(slm_finetune *t, slm_finetune_progress *p, slm_err *e
         if (!t->best || !t->best_head) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory keeping the best model");
         memcpy(t->best, t->m->params, t->m->n_params * sizeof(float));
         memcpy(t->best_head, t->head, t->hs * sizeof(float));
+        if (t->lora) {
+            if (!t->best_lora && !(t->best_lora = malloc(t->lora->n_params * sizeof(float))))
+                return slm_err_set(err, SLM_ERR_NOMEM, "out of memory keeping the best adapter");
+            memcpy(t->best_lora, t->lora->params, t->lora->n_params * sizeof(float));
+        }
     } else if (t->o.patience > 0 && ++t->bad_evals >= t->o.patience) {
         p->stopped_early = 1;
     }
@@ -462,6 +521,7 @@ slm_status slm_finetune_run_for(slm_finetune *t, int max_steps, slm_err *err) {
         if (max_steps >= 0 && t->step - start_step >= max_steps) return SLM_OK;
         double loss;
         if ((st = train_step(t, &loss, err)) != SLM_OK) return st;
+        if (t->lora) slm_lora_grad(t->lora, t->grads, t->dlora);
         slm_finetune_progress p = {.steps = t->steps, .val_loss = NAN, .val_acc = NAN, .chose_pooling = -1,
                                    .acc_last = NAN, .acc_mean = NAN};
         p.loss = (float)loss;
@@ -486,6 +546,8 @@ slm_status slm_finetune_run_for(slm_finetune *t, int max_steps, slm_err *err) {
         write_log(t, &p);
         if (t->cb) t->cb(t->cb_ctx, &p);
         int last = t->step == t->steps || p.stopped_early;
+        if (t->ckpt_path && (t->lora || t->teacher))
+            return slm_err_set(err, SLM_ERR_UNSUPPORTED, "checkpoints of LoRA or distillation runs are not available yet");
         if (t->ckpt_path && ((t->ckpt_every > 0 && t->step % t->ckpt_every == 0) || last)) {
             if ((st = slm_finetune_save_checkpoint(t, t->ckpt_path, err)) != SLM_OK) return st;
         }
@@ -495,6 +557,7 @@ slm_status slm_finetune_run_for(slm_finetune *t, int max_steps, slm_err *err) {
     if (t->best && t->best_head) {
         memcpy(t->m->params, t->best, t->m->n_params * sizeof(float));
         memcpy(t->head, t->best_head, t->hs * sizeof(float));
+        if (t->lora && t->best_lora) memcpy(t->lora->params, t->best_lora, t->lora->n_params * sizeof(float));
         t->last_acc = t->best_acc;
         t->last_loss = t->best_loss;
     }

@@ -32,6 +32,7 @@
 #include "core/threads.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "task/lora.h"
 #include "task/task_data.h"
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"
@@ -130,6 +131,24 @@ slm_status slm_finetune_load_head(slm_finetune *t, const slm_gguf *g, slm_err *e
  * parameters where mask is 0 are set to zero again, so a recovery fine-tune keeps the pattern.
  * mask must outlive the trainer's runs. */
 void slm_finetune_set_mask(slm_finetune *t, const uint8_t *mask);
+
+/* LoRA (lora.h): from now on only the adapter l (and the head) trains; the body's current
+ * parameters become the frozen base (copied once, never changed) and the body block holds
+ * base + s·B·A, refreshed after every step. l must outlive the trainer. Call before the first
+ * step. Checkpoints are not available for LoRA runs (SLM_ERR_UNSUPPORTED at the first). The
+ * model written by slm_finetune_save is then the merged one; slm_finetune_save_adapter writes the
+ * adapter file (lora.h: A/B, adapter keys, classify task keys and head). */
+slm_status slm_finetune_set_lora(slm_finetune *t, slm_lora *l, slm_err *err);
+slm_status slm_finetune_save_adapter(const slm_finetune *t, const char *path, slm_err *err);
+/* The frozen base (n_params) of a LoRA run; NULL otherwise. */
+const float *slm_finetune_lora_base(const slm_finetune *t);
+
+/* Distillation: teacher probabilities (n_train, K) at temperature 1 (rows in training-set order,
+ * label order of the data), which must outlive the trainer. Each example's loss becomes
+ * alpha·T²·KL(p_T || q_T) + (1 - alpha)·CE(label) with p_T ∝ p^(1/T) the teacher's and q_T the
+ * student's softmax at temperature T (slm_cls_distill_loss). T > 0, alpha in [0, 1]. */
+slm_status slm_finetune_set_teacher(slm_finetune *t, const float *probs, float temperature, float alpha,
+                                    slm_err *err);
 
 /* Body of a base model for a classifier: copies every body tensor of src (fp32, llama) into a new
  * model with the same shape and a tied output (the LM head is dropped). */

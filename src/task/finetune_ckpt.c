@@ -47,6 +47,22 @@ slm_status slm_finetune_save(const slm_finetune *t, const char *path, slm_err *e
     return s;
 }
 
+slm_status slm_finetune_save_adapter(const slm_finetune *t, const char *path, slm_err *err) {
+    if (!t->lora) return slm_err_set(err, SLM_ERR_ARG, "save adapter: not a LoRA run");
+    slm_gguf_writer *w = slm_gguf_writer_new();
+    if (!w) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    slm_status s = slm_lora_save_add(w, t->lora, err);
+    if (!s && slm_gguf_set_str(w, "general.name", "slm-classify-lora") != SLM_OK)
+        s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    if (!s) s = slm_classify_task_add(w, t->D, t->head, t->head + (size_t)t->K * t->D, t->d->labels, t->K,
+                                      t->head_pool[0], t->T, err);
+    if (!s && slm_finetune_add_metadata(t, w) != SLM_OK) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    if (!s) s = slm_gguf_writer_write(w, path, err);
+    slm_gguf_writer_free(w);
+    if (s) slm_err_prefix(err, "writing %s", path);
+    return s;
+}
+
 /* The options, as (key, int field) and (key, float field) tables. */
 #define OPT_INTS(X)                                                                     \
     X("slm.ckpt.steps", steps) X("slm.ckpt.batch", batch) X("slm.ckpt.accum", accum)    \

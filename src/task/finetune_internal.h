@@ -39,6 +39,12 @@ struct slm_finetune {
     FILE *log;
     char *ckpt_path;
     int ckpt_every;
+    slm_lora *lora;         /* LoRA run: the adapter trained (not owned), else NULL */
+    float *base;            /* (n_params) frozen base of a LoRA run */
+    float *dlora, *lora_m, *lora_v, *best_lora; /* (lora->n_params) */
+    const float *teacher;   /* (n_train, K) distillation targets, or NULL */
+    float kd_T, kd_alpha;
+    float *soft;            /* (B, K) the batch's teacher rows */
     const uint8_t *mask;    /* (n_params) pruning mask re-applied after each step, or NULL */
     slm_finetune_callback cb;
     void *cb_ctx;
