@@ -25,6 +25,8 @@ static const char usage[] =
     "\n"
     "  --top K        labels listed per text                          [3]\n"
     "  --batch N      texts per call of the classifier                [64]\n"
+    "  --lora A.gguf  apply a LoRA adapter (slm finetune --lora) to MODEL, its base: the\n"
+    "                 labels and head come from the adapter, W + alpha/r·B·A is merged at load\n"
     "  --threads N    threads (default: all cores)\n";
 
 /* Indices of the k most probable labels, best first. */
@@ -97,7 +99,7 @@ static void read_lines(const char *path, lines *L) {
 }
 
 int cmd_classify(int argc, char **argv) {
-    const char *model = NULL, *text = NULL, *file = NULL, *out = NULL;
+    const char *model = NULL, *text = NULL, *file = NULL, *out = NULL, *lora = NULL;
     int top = 3, batch = 64, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -108,6 +110,7 @@ int cmd_classify(int argc, char **argv) {
         else if (!strcmp(a, "--file")) file = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--batch")) batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
         else if (!strcmp(a, "-o") || !strcmp(a, "--out")) out = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--lora")) lora = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
         else if (a[0] == '-' && a[1]) cli_die("classify: unknown option '%s' (see slm classify --help)", a);
         else if (!model) model = a;
@@ -120,7 +123,7 @@ int cmd_classify(int argc, char **argv) {
     slm_blas_set_threads(1);
     slm_pool *pool = slm_pool_new(threads, &err);
     if (!pool) cli_fail(&err, "threads");
-    slm_classifier *c = slm_classifier_load(model, pool, &err);
+    slm_classifier *c = lora ? slm_classifier_load_lora(model, lora, pool, &err) : slm_classifier_load(model, pool, &err);
     if (!c) cli_fail(&err, model);
     int K = slm_classifier_n_labels(c);
     if (top > K) top = K;

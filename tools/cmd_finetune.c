@@ -1,6 +1,6 @@
 /* cmd_finetune.c: `slm finetune --task classify` — fine-tune a classify task model from scratch
  * (--preset, a tokenizer trained on the training texts or --tokenizer), from a pretrained base
- * (--init), or continue a checkpoint (--resume). Parses, calls src/task/finetune, prints. */
+ * (--init), or continue a checkpoint (--resume); with --lora only an adapter and the head train. Parses, calls src/task/finetune, prints. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "task/classify_head.h"
 #include "task/finetune.h"
+#include "task/lora.h"
 #include "task/task_data.h"
 #include "tokenizer/tokenizer.h"
 
@@ -44,6 +45,14 @@ static const char usage[] =
     "                         --select-frac of the steps, the better on validation is kept [auto]\n"
     "  --select-frac X        share of steps before auto chooses                   [0.25]\n"
     "  --seed N               example order and initial weights                    [1]\n"
+    "\n"
+    "LoRA (with --init; the base stays frozen, F32 or quantized: dequantized for training):\n"
+    "  --lora R               train a rank-R adapter and the head only; -o gets the adapter\n"
+    "                         (GGUF, llama.cpp convention + the classify head); apply it with\n"
+    "                         slm classify --lora, or slm lora merge into a full model\n"
+    "  --lora-alpha A         scale alpha/R                                          [2R]\n"
+    "  --lora-dropout P       only 0: the update is folded into the weights (one forward pass)\n"
+    "  --lora-targets LIST    q,k,v,o,gate,up,down or all                            [q,k,v,o]\n"
     "\n"
     "validation:\n"
     "  --eval-every N         validate every N steps (0: once per epoch), and at the end [0]\n"
@@ -110,6 +119,7 @@ int cmd_finetune(int argc, char **argv) {
     const char *dir = NULL, *task = NULL, *preset = NULL, *tok_path = NULL, *init = NULL, *resume = NULL;
     const char *out = NULL, *log_path = NULL, *ckpt = NULL;
     int vocab = 2048, ckpt_every = 100, threads = 0, quiet = 0, lr_given = 0;
+    slm_lora_opts lo = {.rank = 0, .alpha = 0, .dropout = 0, .targets = SLM_LORA_Q | SLM_LORA_K | SLM_LORA_V | SLM_LORA_O};
     slm_finetune_opts o;
     slm_finetune_opts_default(&o);
     for (int i = 1; i < argc; i++) {
@@ -149,6 +159,13 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
         else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
         else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--lora")) lo.rank = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
+        else if (!strcmp(a, "--lora-alpha")) lo.alpha = (float)cli_double(a, cli_value(argc, argv, &i), 1e-6, 1e6);
+        else if (!strcmp(a, "--lora-dropout")) lo.dropout = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.99);
+        else if (!strcmp(a, "--lora-targets")) {
+            slm_err e;
+            if (slm_lora_parse_targets(cli_value(argc, argv, &i), &lo.targets, &e) != SLM_OK) cli_fail(&e, a);
+        }
         else cli_die("finetune: unknown option '%s' (see slm finetune --help)", a);
     }
     if (!dir) cli_die("finetune: --data DIR is required (see slm finetune --help)");
@@ -157,7 +174,10 @@ int cmd_finetune(int argc, char **argv) {
         cli_die("finetune: --task %s is not available yet (classify is)", task);
     if ((init != NULL) + (resume != NULL) + (preset != NULL || tok_path != NULL) > 1)
         cli_die("finetune: give one of --preset/--tokenizer (new model), --init (base) or --resume");
-    if (init && !lr_given) o.lr = 3e-4f;
+    if (lo.rank && !init) cli_die("finetune: --lora needs --init BASE.gguf (the frozen base)");
+    if (lo.rank && ckpt) cli_die("finetune: --checkpoint is not available with --lora yet");
+    if (lo.rank && lo.alpha == 0) lo.alpha = 2.0f * (float)lo.rank;
+    if (init && !lr_given) o.lr = lo.rank ? 1e-3f : 3e-4f;
     if (o.lr_min > o.lr) o.lr_min = o.lr;
 
     slm_err err;
@@ -180,7 +200,15 @@ int cmd_finetune(int argc, char **argv) {
     if (slm_task_data_tokenize(&data, tok, o.max_len, &err) != SLM_OK) cli_fail(&err, "tokenizing --data");
 
     slm_model *m;
-    if (init || resume) {
+    slm_lora *lora = NULL;
+    if (lo.rank) {
+        m = slm_lora_body_load(src, &err);
+        if (!m) cli_fail(&err, src_path);
+        if (m->cfg.ctx_len < o.max_len + 2)
+            cli_die("finetune: %s has a context of %d tokens; --max-len %d needs %d", src_path, m->cfg.ctx_len,
+                    o.max_len, o.max_len + 2);
+        if (!(lora = slm_lora_new(&m->cfg, &lo, o.seed, &err))) cli_fail(&err, "--lora");
+    } else if (init || resume) {
         slm_model *base = slm_model_load(src, &err);
         if (!base) cli_fail(&err, src_path);
         if (base->cfg.ctx_len < o.max_len + 2)
@@ -200,6 +228,10 @@ int cmd_finetune(int argc, char **argv) {
     slm_finetune *t = slm_finetune_new(m, tok, &data, &o, pool, &err);
     if (!t) cli_fail(&err, "finetune");
     if (resume && slm_finetune_resume(t, src, &err) != SLM_OK) cli_fail(&err, "resume");
+    if (lora && slm_finetune_set_lora(t, lora, &err) != SLM_OK) cli_fail(&err, "--lora");
+    if (lora && !quiet)
+        fprintf(stderr, "LoRA: rank %d, alpha %g, %d matrices, %.3fM adapter parameters (body frozen)\n", lo.rank,
+                lo.alpha, lora->n_pairs, (double)lora->n_params / 1e6);
     if (log_path && slm_finetune_set_log(t, log_path, &err) != SLM_OK) cli_fail(&err, "--log");
     if (ckpt) slm_finetune_set_checkpoint(t, ckpt, ckpt_every);
     progress_state ps = {.tty = isatty(2), .quiet = quiet};
@@ -214,7 +246,8 @@ int cmd_finetune(int argc, char **argv) {
                 o.pooling == SLM_POOL_AUTO ? "auto" : slm_pooling_name(o.pooling));
     double t0 = slm_time_now();
     if (slm_finetune_run(t, &err) != SLM_OK) cli_fail(&err, "finetune");
-    if (slm_finetune_save(t, out, &err) != SLM_OK) cli_fail(&err, out);
+    if ((lora ? slm_finetune_save_adapter(t, out, &err) : slm_finetune_save(t, out, &err)) != SLM_OK)
+        cli_fail(&err, out);
     if (!quiet) {
         fprintf(stderr, "wrote %s after %d steps in %.1fs: pooling %s, validation accuracy %.4f, loss %.4f\n", out,
                 slm_finetune_step(t), slm_time_now() - t0, slm_pooling_name(slm_finetune_pooling(t)),
@@ -226,6 +259,7 @@ int cmd_finetune(int argc, char **argv) {
         }
     }
     slm_finetune_free(t);
+    slm_lora_free(lora);
     slm_model_free(m);
     slm_tokenizer_free(tok);
     slm_task_data_free(&data);
