@@ -322,6 +322,58 @@ static void test_gradient_ignores_prompt_targets(void **state) {
     slm_tokenizer_free(tok);
 }
 
+/* The loss of a step is the mean over all its counted tokens: B = 4 in one micro-batch and
+ * B = 2 accumulated twice take the same step (examples of different completion lengths). */
+static void test_accumulation_equals_one_batch(void **state) {
+    (void)state;
+    slm_tokenizer *tok = bytes_tokenizer();
+    const char *pr[4] = {"a=", "bb=", "c=", "dddd="}, *co[4] = {"x", "yyyyyy", "zz", "wwwwwwwwww"};
+    slm_sft_record r[4];
+    for (int i = 0; i < 4; i++) r[i] = pc_record(pr[i], co[i]);
+    slm_sft_data d;
+    memset(&d, 0, sizeof d);
+    d.train.rec = d.val.rec = r;
+    d.train.n_rec = d.val.n_rec = 4;
+    slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .max_len = 24};
+    TU_OK(slm_sft_data_tokenize(&d, tok, &f, tu_err()));
+    float loss[2];
+    slm_model *m[2];
+    for (int k = 0; k < 2; k++) {
+        m[k] = tiny_model(slm_tokenizer_n_vocab(tok), 24, 5);
+        slm_sft_opts o;
+        slm_sft_opts_default(&o);
+        o.steps = 1;
+        o.max_len = 24;
+        o.batch = k ? 2 : 4;
+        o.accum = k ? 2 : 1;
+        o.warmup = 0;
+        o.lr = 1e-3f;
+        o.lr_min = 1e-3f;
+        slm_sft *t = slm_sft_new(m[k], tok, &d, &o, NULL, tu_err());
+        assert_non_null(t);
+        const char *log = tu_tmp_path(k ? "accum2.jsonl" : "accum1.jsonl");
+        TU_OK(slm_sft_set_log(t, log, tu_err()));
+        TU_OK(slm_sft_run(t, tu_err()));
+        slm_sft_free(t);
+        char *txt;
+        size_t len;
+        TU_OK(slm_file_read_all(log, &txt, &len, tu_err()));
+        const char *l = strstr(txt, "\"loss\":");
+        assert_non_null(l);
+        loss[k] = strtof(l + 7, NULL);
+        free(txt);
+    }
+    assert_float_equal(loss[0], loss[1], 1e-5);
+    assert_true(tu_max_excess(m[1]->params, m[0]->params, m[0]->n_params, 1e-3) < 1e-5);
+    for (int k = 0; k < 2; k++) slm_model_free(m[k]);
+    for (int i = 0; i < d.train.n; i++) slm_sft_example_free(&d.train.ex[i]);
+    for (int i = 0; i < d.val.n; i++) slm_sft_example_free(&d.val.ex[i]);
+    free(d.train.ex);
+    free(d.val.ex);
+    for (int i = 0; i < 4; i++) free(r[i].msgs);
+    slm_tokenizer_free(tok);
+}
+
 typedef struct {
     char buf[64];
     size_t len;
@@ -447,6 +499,7 @@ int main(void) {
         cmocka_unit_test(test_mask_merge_across_boundary),
         cmocka_unit_test(test_mask_chat_template),
         cmocka_unit_test(test_gradient_ignores_prompt_targets),
+        cmocka_unit_test(test_accumulation_equals_one_batch),
         cmocka_unit_test(test_tiny_model_learns_to_reverse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
