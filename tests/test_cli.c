@@ -177,6 +177,39 @@ static void test_task_model_round(void **state) {
     assert_non_null(strstr(out, "classify"));
 }
 
+/* finetune --task generate on prompt/completion JSONL; the result generates. */
+static void test_generate_task_round(void **state) {
+    (void)state;
+    const char *dir = tu_tmp_path("sft"), *tok = tu_tmp_path("sft-tok.gguf"), *model = tu_tmp_path("sft.gguf");
+    const char *text = tu_tmp_path("sft-text.txt");
+    char a[2048];
+    snprintf(a, sizeof a, "mkdir -p %s", dir);
+    assert_int_equal(system(a), 0);
+    const char *split[2] = {"train", "val"};
+    for (int k = 0; k < 2; k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.jsonl", dir, split[k]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        for (int i = 0; i < (k ? 8 : 40); i++)
+            fprintf(f, "{\"prompt\":\"rev %c%c=\",\"completion\":\"%c%c\"}\n", 'a' + i % 7, 'b' + i % 5,
+                    'b' + i % 5, 'a' + i % 7);
+        fclose(f);
+    }
+    snprintf(a, sizeof a, "head -c 20000 data/tinyshakespeare/input.txt > %s", text);
+    assert_int_equal(system(a), 0);
+    snprintf(a, sizeof a, "tokenizer train %s --vocab 300 -o %s", text, tok);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "finetune --task generate --data %s --preset tiny --tokenizer %s --steps 5 -o %s --quiet",
+             dir, tok, model);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "generate %s -p 'rev ab=' -n 3 --temp 0", model);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "finetune --task generate --data /nonexistent --preset tiny --tokenizer %s -o %s", tok, model);
+    assert_int_not_equal(slm(a), 0);
+    assert_non_null(strstr(out, "/nonexistent"));
+}
+
 static void test_bad_arguments_are_clear(void **state) {
     (void)state;
     assert_int_equal(slm("train --data x.txt"), 2);
@@ -199,6 +232,7 @@ int main(void) {
         cmocka_unit_test(test_train_generate_tokenize_round),
         cmocka_unit_test(test_generate_real_model_and_chat),
         cmocka_unit_test(test_task_model_round),
+        cmocka_unit_test(test_generate_task_round),
         cmocka_unit_test(test_bad_arguments_are_clear),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);

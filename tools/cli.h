@@ -23,6 +23,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_finetune_generate(int argc, char **argv);
+int cmd_finetune_task(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 

@@ -16,7 +16,7 @@ static const command commands[] = {
     {"tokenizer", cmd_tokenizer, "train a byte-level BPE tokenizer (slm tokenizer train ...)"},
     {"tokenize", cmd_tokenize, "print the token ids of a text with a GGUF's tokenizer"},
     {"train", cmd_train, "train or fine-tune a Llama-family model on a text corpus"},
-    {"finetune", cmd_finetune, "fine-tune a task model (classify) on prepared JSONL splits"},
+    {"finetune", cmd_finetune_task, "fine-tune a task model (--task classify|generate) on prepared JSONL"},
     {"classify", cmd_classify, "label texts with a classify model: label, probability, top-k"},
     {"eval", cmd_eval, "accuracy, speed, energy and cost of a classify model beside a baseline; --gate"},
     {"generate", cmd_generate, "generate text from a model, streamed as it is produced"},
