@@ -12,6 +12,7 @@
 #ifndef SLM_H
 #define SLM_H
 
+#include "compress/prune.h"
 #include "compress/quantize.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -33,6 +34,8 @@
 #include "quant/quant.h"
 #include "task/classifier.h"
 #include "task/finetune.h"
+#include "task/lora.h"
+#include "task/sft.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"

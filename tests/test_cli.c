@@ -30,6 +30,7 @@ static int slm(const char *args) {
 static void test_help_for_every_command(void **state) {
     (void)state;
     const char *cmds[] = {"data", "info", "tokenizer", "tokenize", "train", "finetune", "classify", "eval",
+                          "distill", "prune", "lora",
                           "generate", "quantize", "bench", "perplexity"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char a[64];
@@ -172,6 +173,30 @@ static void test_task_model_round(void **state) {
     snprintf(a, sizeof a, "eval %s --data %s/val.jsonl --gate /nonexistent/report.json", model, dir);
     assert_int_equal(slm(a), 1);
     assert_non_null(strstr(out, "/nonexistent/report.json"));
+    /* compress and distill: prune 2:4, a student trained on the model's soft labels, a LoRA
+     * adapter over the model's body merged back into a full model */
+    const char *pruned = tu_tmp_path("task-p.gguf"), *student = tu_tmp_path("task-s.gguf");
+    const char *adapter = tu_tmp_path("task-lora.gguf"), *merged = tu_tmp_path("task-merged.gguf");
+    snprintf(a, sizeof a, "prune %s --nm 2:4 -o %s", model, pruned);
+    assert_int_equal(slm(a), 0);
+    assert_non_null(strstr(out, "0.5"));
+    snprintf(a, sizeof a, "distill --teacher %s --data %s --preset tiny --steps 20 -o %s --quiet", model, dir, student);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "finetune --data %s --task classify --init %s --lora 4 --steps 10 -o %s --quiet", dir, model,
+             adapter);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "lora merge %s %s -o %s", model, adapter, merged);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "classify %s 'how do I top up'", merged);
+    assert_int_equal(slm(a), 0);
+    static char merged_out[sizeof out];
+    memcpy(merged_out, out, sizeof out);
+    snprintf(a, sizeof a, "classify %s --lora %s 'how do I top up'", model, adapter);
+    assert_int_equal(slm(a), 0);
+    assert_string_equal(out, merged_out); /* adapter over its base = merged model */
+    snprintf(a, sizeof a, "lora merge %s %s -o %s", model, model, merged);
+    assert_int_not_equal(slm(a), 0); /* not an adapter: a clear error */
+
     snprintf(a, sizeof a, "classify data/models/stories260K/stories260K.gguf hello");
     assert_int_equal(slm(a), 1); /* a language model is not a classifier: a clear error */
     assert_non_null(strstr(out, "classify"));

@@ -27,6 +27,9 @@ int cmd_finetune_generate(int argc, char **argv);
 int cmd_finetune_task(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_lora(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 
 /* Prints "slm: <message>" to stderr and exits 2. */
 void cli_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -65,9 +65,10 @@ slm_status slm_rapl_read(const char *root, slm_rapl_snapshot *s, slm_err *err) {
     DIR *d = opendir(root);
     if (!d) return slm_err_set(err, SLM_ERR_UNSUPPORTED, "no RAPL: %s: %s", root, strerror(errno));
     struct dirent *e;
-    while ((e = readdir(d)) && s->n < SLM_RAPL_MAX_ZONES)
-        if (is_package_zone(e->d_name) && strlen(e->d_name) < sizeof s->name[0])
-            snprintf(s->name[s->n++], sizeof s->name[0], "%s", e->d_name);
+    while ((e = readdir(d)) && s->n < SLM_RAPL_MAX_ZONES) {
+        size_t len = strlen(e->d_name);
+        if (is_package_zone(e->d_name) && len < sizeof s->name[0]) memcpy(s->name[s->n++], e->d_name, len + 1);
+    }
     closedir(d);
     if (s->n == 0)
         return slm_err_set(err, SLM_ERR_UNSUPPORTED, "no RAPL: no intel-rapl:N zone under %s", root);
