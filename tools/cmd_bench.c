@@ -31,6 +31,7 @@ static const char usage[] =
     "  --reps N         repetitions (medians are reported)            [3]\n"
     "  --shape NAME     a random-weight llama of shape 15M or 110M instead of a file\n"
     "  --type T         the shape's matrix format                     [q8_0]\n"
+    "  --kv-type T      KV cache element type, f32 or f16             [f32]\n"
     "  --no-limits      skip measuring bandwidth and peak sgemm\n";
 
 static int cmp_double(const void *a, const void *b) {
@@ -46,6 +47,8 @@ static double median(double *v, int n) {
 int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *shape = NULL, *type_name = "q8_0";
     int threads = 0, P = 512, N = 128, reps = 3, limits = 1;
+    uint32_t kv_type = SLM_GGML_F32;
+    slm_err kv_err;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -57,7 +60,9 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--reps")) reps = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1000);
         else if (!strcmp(a, "--shape")) shape = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--type")) type_name = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--no-limits")) limits = 0;
+        else if (!strcmp(a, "--kv-type")) {
+            if (slm_kv_type_from_name(cli_value(argc, argv, &i), &kv_type, &kv_err) != SLM_OK) cli_fail(&kv_err, a);
+        } else if (!strcmp(a, "--no-limits")) limits = 0;
         else if (a[0] == '-' && a[1]) cli_die("bench: unknown option '%s' (see slm bench --help)", a);
         else if (!model_path) model_path = a;
         else cli_die("bench: one model only (got '%s' and '%s')", model_path, a);
@@ -83,7 +88,7 @@ int cmd_bench(int argc, char **argv) {
     if (P + N > cfg->ctx_len)
         cli_die("bench: -p %d + -n %d exceeds the model's context of %d tokens", P, N, cfg->ctx_len);
     slm_ctx *c = slm_ctx_new_outputs(cfg, P, 1, 0, pool, &err);
-    slm_kv_cache *kv = c ? slm_kv_cache_new(cfg, 1, P + N, &err) : NULL;
+    slm_kv_cache *kv = c ? slm_kv_cache_new_type(cfg, 1, P + N, kv_type, &err) : NULL;
     if (!c || !kv) cli_fail(&err, "bench");
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(P + N)), *pos = malloc(sizeof(int32_t) * (size_t)(P + N));
     int32_t *seq = calloc((size_t)(P + N), sizeof(int32_t));
@@ -129,6 +134,7 @@ int cmd_bench(int argc, char **argv) {
            shape ? shape : model_path, slm_arch_name(cfg->arch), cfg->n_layers, cfg->dim, cfg->n_vocab,
            wbytes / 1e6);
     printf("threads    %d\n", slm_pool_size(pool));
+    printf("kv cache   %s, %.1f MB\n", kv_type == SLM_GGML_F16 ? "f16" : "f32", slm_kv_cache_bytes(kv) / 1e6);
     printf("pp%-5d    %9.1f tok/s   (median of %d; time to first token %.1f ms)\n", P, pp_tps, reps, pp_s * 1e3);
     printf("tg%-5d    %9.1f tok/s   (median of %d; %.2f ms/token)\n", N, tg_tps, reps, tg_s / N * 1e3);
     printf("peak RSS   %9.1f MB\n", slm_peak_rss_kb() / 1024.0);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "core/file.h"
 #include "generate/generate.h"
+#include "model/forward.h"
 #include "tokenizer/chat_template.h"
 #include "kernels/blas_threads.h"
 
@@ -29,6 +30,8 @@ static const char usage[] =
     "  --ctx N                context length (default: the model's)\n"
     "  --truncate             keep the end of a prompt too long for the context (else an error)\n"
     "  --threads N            threads (default: all cores)\n"
+    "  --kv-type T            KV cache element type, f32 or f16 (half the cache memory;\n"
+    "                         keys and values rounded to half precision)   [f32]\n"
     "  --chat                 the prompt is a user message: render it with the model's chat\n"
     "                         template (tokenizer.chat_template: Llama 3, ChatML/Qwen, Phi-3,\n"
     "                         Llama 2, Gemma) and answer as the assistant\n"
@@ -66,7 +69,8 @@ int cmd_generate(int argc, char **argv) {
     const char *system_msg = NULL, *template_name = NULL;
     slm_sampler_params sp;
     slm_sampler_params_default(&sp);
-    slm_generate_opts go = {.max_tokens = 256, .stop_at_eos = 1};
+    slm_generate_opts go = {.max_tokens = 256, .stop_at_eos = 1, .kv_type = SLM_GGML_F32};
+    slm_err kv_err;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -87,7 +91,9 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "--ignore-eos")) go.stop_at_eos = 0;
         else if (!strcmp(a, "--ctx")) go.ctx_len = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 24);
         else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--echo")) echo = 1;
+        else if (!strcmp(a, "--kv-type")) {
+            if (slm_kv_type_from_name(cli_value(argc, argv, &i), &go.kv_type, &kv_err) != SLM_OK) cli_fail(&kv_err, a);
+        } else if (!strcmp(a, "--echo")) echo = 1;
         else if (!strcmp(a, "--chat")) chat = 1;
         else if (!strcmp(a, "--system")) system_msg = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--chat-template")) template_name = cli_value(argc, argv, &i);

@@ -97,7 +97,7 @@ slm_status slm_generate(const slm_model *m, const slm_tokenizer *tok, const char
 
     slm_sampler *smp = slm_sampler_new(sp, m->cfg.n_vocab, err);
     slm_ctx *ctx = smp ? slm_ctx_new(&m->cfg, (int)n_ids, 0, pool, err) : NULL;
-    slm_kv_cache *kv = ctx ? slm_kv_cache_new(&m->cfg, 1, ctx_len, err) : NULL;
+    slm_kv_cache *kv = ctx ? slm_kv_cache_new_type(&m->cfg, 1, ctx_len, o->kv_type, err) : NULL;
     int32_t *pos = malloc(n_ids * sizeof(int32_t)), *seq = calloc(n_ids, sizeof(int32_t));
     int8_t *out = calloc(n_ids, 1);
     pending_text pend = {0};

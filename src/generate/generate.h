@@ -10,6 +10,7 @@
 #define SLM_GENERATE_GENERATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 #include "core/threads.h"
@@ -29,6 +30,7 @@ typedef struct {
     int truncate;              /* a prompt too long for the context keeps its BOS and its last
                                   tokens, leaving room for min(max_tokens, ctx/2) new ones;
                                   0: such a prompt is an error */
+    uint32_t kv_type;          /* KV cache: SLM_GGML_F32 (0, the default) or SLM_GGML_F16 */
 } slm_generate_opts;
 
 typedef struct {

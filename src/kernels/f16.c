@@ -1,10 +1,20 @@
-/* f16.c: IEEE 754 half precision <-> single precision, bit by bit (no F16C dependency).
+/* f16.c: IEEE 754 half precision <-> single precision: the bit-by-bit scalar reference, and row
+ * conversions with an AVX2+F16C variant (vcvtph2ps / vcvtps2ph) chosen at run time by CPU.
  *
- * Used when loading F16 GGUF tensors (converted once at load) and by tests.
+ * Used when loading F16 GGUF tensors (converted once at load), by the F16 KV cache (rows written
+ * as halves, read back a tile at a time by model/attention.c) and by tests. The scalar functions
+ * are the specification: both conversions round to nearest even and keep subnormals, inf and NaN
+ * (made quiet, payload kept or truncated), exactly as F16C does under the default MXCSR, so the two
+ * variants agree bit for bit (tests/test_kv_cache.c checks every half and many floats).
  */
 #include "kernels/kernels.h"
 
 #include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define SLM_F16C 1
+#endif
 
 float slm_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -23,7 +33,8 @@ float slm_f16_to_f32(uint16_t h) {
             bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3FFu) << 13);
         }
     } else if (exp == 0x1F) {
-        bits = sign | 0x7F800000u | (man << 13); /* inf or NaN (payload kept) */
+        /* inf, or NaN made quiet with its payload kept (as vcvtph2ps does) */
+        bits = sign | 0x7F800000u | (man << 13) | (man ? 0x400000u : 0);
     } else {
         bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
     }
@@ -54,6 +65,53 @@ uint16_t slm_f32_to_f16(float f) {
     return sign | (uint16_t)h;
 }
 
-void slm_f16_to_f32_row(float *dst, const uint16_t *src, size_t n) {
+void slm_f16_to_f32_row_ref(float *dst, const uint16_t *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = slm_f16_to_f32(src[i]);
+}
+
+void slm_f32_to_f16_row_ref(uint16_t *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = slm_f32_to_f16(src[i]);
+}
+
+#ifdef SLM_F16C
+__attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = slm_f16_to_f32(src[i]);
+}
+
+__attribute__((target("avx2,f16c"))) static void f32_to_f16_f16c(uint16_t *dst, const float *src, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = slm_f32_to_f16(src[i]);
+}
+
+int slm_f16_simd_available(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+}
+#else
+int slm_f16_simd_available(void) { return 0; }
+#endif
+
+void slm_f16_to_f32_row(float *dst, const uint16_t *src, size_t n) {
+#ifdef SLM_F16C
+    if (slm_f16_simd_available()) {
+        f16_to_f32_f16c(dst, src, n);
+        return;
+    }
+#endif
+    slm_f16_to_f32_row_ref(dst, src, n);
+}
+
+void slm_f32_to_f16_row(uint16_t *dst, const float *src, size_t n) {
+#ifdef SLM_F16C
+    if (slm_f16_simd_available()) {
+        f32_to_f16_f16c(dst, src, n);
+        return;
+    }
+#endif
+    slm_f32_to_f16_row_ref(dst, src, n);
 }

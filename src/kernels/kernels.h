@@ -77,6 +77,12 @@ float slm_cross_entropy_row(float *z, int n_vocab, int target, float g);
  * out(hd) = softmax(scale·K·q)·V. p: n_keys floats of scratch (left holding the probabilities). */
 void slm_attn_query_fwd(float *out, float *p, const float *q, const float *k, int ldk,
                         const float *v, int ldv, int n_keys, int hd, float scale);
+/* slm_attn_query_fwd in pieces, for keys and values converted a tile at a time: p[j] =
+ * scale·q·k_j for n_keys rows; out(hd) += sum_j p[j]·v_j in row order. Scores of every tile, then
+ * slm_softmax_fwd over all, then out zeroed and the value tiles in key order give exactly
+ * slm_attn_query_fwd's result. */
+void slm_attn_scores(float *p, const float *q, const float *k, int ldk, int n_keys, int hd, float scale);
+void slm_attn_accum_v(float *out, const float *p, const float *v, int ldv, int n_keys, int hd);
 /* Its backward given dout: dq (hd) is overwritten, dk/dv rows are accumulated (+=).
  * p and dp: n_keys floats of scratch. */
 void slm_attn_query_bwd(float *dq, float *dk, int lddk, float *dv, int lddv, float *p, float *dp,
@@ -97,6 +103,12 @@ void slm_embedding_bwd(float *table_grad, const float *dout, const int32_t *tok,
 /* IEEE half <-> float (round to nearest even; subnormals, inf and NaN kept). */
 float slm_f16_to_f32(uint16_t h);
 uint16_t slm_f32_to_f16(float f);
+/* Rows of n values: AVX2+F16C when the CPU has it (slm_f16_simd_available), else the _ref scalar
+ * loops, which are the specification; the two agree bit for bit. */
 void slm_f16_to_f32_row(float *dst, const uint16_t *src, size_t n);
+void slm_f32_to_f16_row(uint16_t *dst, const float *src, size_t n);
+void slm_f16_to_f32_row_ref(float *dst, const uint16_t *src, size_t n);
+void slm_f32_to_f16_row_ref(uint16_t *dst, const float *src, size_t n);
+int slm_f16_simd_available(void);
 
 #endif

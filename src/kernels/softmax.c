@@ -99,6 +99,23 @@ void slm_attn_query_fwd(float *out, float *p, const float *q, const float *k, in
     }
 }
 
+/* The pieces of slm_attn_query_fwd, for keys and values that arrive a tile at a time (the F16 KV
+ * cache converts a tile into scratch): scores, then slm_softmax_fwd over all of them, then the
+ * value sum tile by tile in key order. The same operations in the same order as the whole kernel. */
+SLM_SIMD_CLONES
+void slm_attn_scores(float *p, const float *q, const float *k, int ldk, int n_keys, int hd, float scale) {
+    for (int j = 0; j < n_keys; j++) p[j] = scale * dot8f(q, k + (size_t)j * ldk, hd);
+}
+
+SLM_SIMD_CLONES
+void slm_attn_accum_v(float *out, const float *p, const float *v, int ldv, int n_keys, int hd) {
+    for (int j = 0; j < n_keys; j++) {
+        const float *vj = v + (size_t)j * ldv;
+        float pj = p[j];
+        for (int d = 0; d < hd; d++) out[d] += pj * vj[d];
+    }
+}
+
 SLM_SIMD_CLONES
 void slm_attn_query_bwd(float *dq, float *dk, int lddk, float *dv, int lddv, float *p, float *dp,
                         const float *dout, const float *q, const float *k, int ldk, const float *v,

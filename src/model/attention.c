@@ -11,12 +11,15 @@
  * O = P·V (sgemm). The backward recomputes P the same way (nothing T x T is stored) and uses four
  * more sgemms per block: dP = dO·V^T, dV += P^T·dO, dQ = scale·dS·K, dK += scale·dS^T·Q.
  * Per-token path (generation, interleaved batches): softmax_query kernels, one query at a time.
+ * An F16 cache takes the same two paths with keys and values converted SLM_ATT_KTILE rows at a
+ * time into per-thread tiles (fwd_item_f16): half the cache bytes read, nothing allocated.
  */
 #include "model/workspace.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "gguf/gguf.h"
 #include "kernels/kernels.h"
 
 /* Query rows per block when the block sees up to max_keys keys: at most SLM_ATT_CHUNK, and few
@@ -48,6 +51,72 @@ typedef struct {
 static double run_cost(const slm_ctx *c, int r) {
     double T = c->run_len[r], p0 = c->pos[c->run_start[r]];
     return T * (p0 + 0.5 * T + 1.0) + 32.0;
+}
+
+/* Rows [j0, j0 + n) of one head of an F16 cache (row stride kvd halves) as floats, (n, hd). */
+static void tile_f16(float *dst, const uint16_t *src, int j0, int n, int hd, int kvd) {
+    for (int j = 0; j < n; j++)
+        slm_f16_to_f32_row(dst + (size_t)j * hd, src + (size_t)(j0 + j) * kvd, (size_t)hd);
+}
+
+/* fwd_item over an F16 cache: the same two paths, with K and V converted SLM_ATT_KTILE keys at a
+ * time into the thread's tiles. The per-token path gives exactly slm_attn_query_fwd's result on
+ * the converted values (the kernel in pieces); the batched path sums P·V tile by tile. */
+static void fwd_item_f16(slm_ctx *c, const slm_kv_cache *kv, int l, const float *qkv, float *att,
+                         int r, int g, float *scratch, float *tiles) {
+    int hd = c->hd, qkvd = c->qkvd, qd = c->qd, kvd = c->kvd;
+    int rep = c->cfg.n_heads / c->cfg.n_kv_heads;
+    float scale = 1.0f / sqrtf((float)hd);
+    int i0 = c->run_start[r], T = c->run_len[r], p0 = c->pos[i0], s = c->seq[i0];
+    size_t base = ((size_t)l * (size_t)kv->n_slots + (size_t)s) * (size_t)kv->ctx_len * (size_t)kvd;
+    const uint16_t *K = kv->kh + base + (size_t)g * hd, *Vv = kv->vh + base + (size_t)g * hd;
+    float *Kt = tiles, *Vt = tiles + (size_t)SLM_ATT_KTILE * hd;
+    int chunk = chunk_rows(p0 + T, hd), KT = SLM_ATT_KTILE;
+    for (int h = g * rep; h < (g + 1) * rep; h++) {
+        if (T >= SLM_ATT_MIN_RUN) {
+            for (int r0 = 0; r0 < T; r0 += chunk) {
+                int tq = T - r0 < chunk ? T - r0 : chunk;
+                int nk = p0 + r0 + tq;
+                float *S = scratch;
+                const float *Q = qkv + (size_t)(i0 + r0) * qkvd + (size_t)h * hd;
+                for (int j0 = 0; j0 < nk; j0 += KT) {
+                    int kt = nk - j0 < KT ? nk - j0 : KT;
+                    tile_f16(Kt, K, j0, kt, hd, kvd);
+                    slm_gemm(0, 1, tq, kt, hd, scale, Q, qkvd, Kt, hd, 0.0f, S + j0, nk);
+                }
+                for (int i = 0; i < tq; i++) {
+                    float *Si = S + (size_t)i * nk;
+                    int valid = p0 + r0 + i + 1;
+                    slm_softmax_fwd(Si, Si, valid);
+                    memset(Si + valid, 0, sizeof(float) * (size_t)(nk - valid));
+                }
+                float *O = att + (size_t)(i0 + r0) * qd + (size_t)h * hd;
+                for (int j0 = 0; j0 < nk; j0 += KT) {
+                    int kt = nk - j0 < KT ? nk - j0 : KT;
+                    tile_f16(Vt, Vv, j0, kt, hd, kvd);
+                    slm_gemm(0, 0, tq, hd, kt, 1.0f, S + j0, nk, Vt, hd, j0 ? 1.0f : 0.0f, O, qd);
+                }
+            }
+        } else {
+            for (int i = 0; i < T; i++) {
+                const float *q = qkv + (size_t)(i0 + i) * qkvd + (size_t)h * hd;
+                float *out = att + (size_t)(i0 + i) * qd + (size_t)h * hd, *p = scratch;
+                int n = p0 + i + 1;
+                for (int j0 = 0; j0 < n; j0 += KT) {
+                    int kt = n - j0 < KT ? n - j0 : KT;
+                    tile_f16(Kt, K, j0, kt, hd, kvd);
+                    slm_attn_scores(p + j0, q, Kt, hd, kt, hd, scale);
+                }
+                slm_softmax_fwd(p, p, n);
+                memset(out, 0, sizeof(float) * (size_t)hd);
+                for (int j0 = 0; j0 < n; j0 += KT) {
+                    int kt = n - j0 < KT ? n - j0 : KT;
+                    tile_f16(Vt, Vv, j0, kt, hd, kvd);
+                    slm_attn_accum_v(out, p + j0, Vt, hd, kt, hd);
+                }
+            }
+        }
+    }
 }
 
 static void fwd_item(slm_ctx *c, const slm_kv_cache *kv, int l, const float *qkv, float *att,
@@ -91,12 +160,18 @@ static void fwd_tramp(void *ctx, int ith, int nth) {
     slm_ctx *c = j->c;
     int hkv = c->cfg.n_kv_heads;
     float *scratch = c->scratch + (size_t)ith * c->scratch_per_thread;
+    float *tiles = c->kvtile + (size_t)ith * 2 * SLM_ATT_KTILE * (size_t)c->hd;
+    int f16 = j->kv->type == SLM_GGML_F16;
     double before = 0;
     for (int r = 0; r < c->n_runs; r++) {
         double cost = run_cost(c, r);
-        for (int g = 0; g < hkv; g++, before += cost)
-            if (item_owner(before, cost, j->total, nth) == ith)
+        for (int g = 0; g < hkv; g++, before += cost) {
+            if (item_owner(before, cost, j->total, nth) != ith) continue;
+            if (f16)
+                fwd_item_f16(c, j->kv, j->l, j->qkv, j->att, r, g, scratch, tiles);
+            else
                 fwd_item(c, j->kv, j->l, j->qkv, j->att, r, g, scratch);
+        }
     }
 }
 

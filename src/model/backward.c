@@ -15,6 +15,7 @@
 
 #include <string.h>
 
+#include "gguf/gguf.h"
 #include "kernels/kernels.h"
 
 typedef struct {
@@ -182,7 +183,10 @@ static void backward_body(const slm_model *m, slm_ctx *c, slm_model_tensors *gt)
 
 slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, const slm_batch *b,
                               float *grads, slm_err *err) {
-    (void)kv; /* keys and values are read from the workspace's copy of q|k|v */
+    /* keys and values are read from the workspace's copy of q|k|v */
+    if (kv && kv->type != SLM_GGML_F32)
+        return slm_err_set(err, SLM_ERR_ARG, "backward: the KV cache is F16; training needs an F32 cache "
+                           "(the forward attended to rounded keys, the gradients would not match it)");
     slm_status st = backward_check(m, c, b, grads, 1, err);
     if (st != SLM_OK) return st;
 
@@ -209,7 +213,9 @@ slm_status slm_model_backward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, 
 slm_status slm_model_backward_hidden(const slm_model *m, slm_ctx *c, slm_kv_cache *kv,
                                      const slm_batch *b, const float *dhidden, float *grads,
                                      slm_err *err) {
-    (void)kv;
+    if (kv && kv->type != SLM_GGML_F32)
+        return slm_err_set(err, SLM_ERR_ARG, "backward: the KV cache is F16; training needs an F32 cache "
+                           "(the forward attended to rounded keys, the gradients would not match it)");
     if (!dhidden) return slm_err_set(err, SLM_ERR_ARG, "backward: d(loss)/d(hidden) is required");
     slm_status st = backward_check(m, c, b, grads, 0, err);
     if (st != SLM_OK) return st;

@@ -5,14 +5,15 @@
  * their weights being adjacent in the parameter block), split across the pool by workspace.c; the
  * elementwise phases (norms, RoPE and cache writes, SwiGLU) run on the pool by static row slices;
  * attention is attention.c.
- * The batch's keys and values are written into the cache before any token attends, so a prompt or
- * B training rows go in one call. Logits are computed only for output tokens.
+ * The batch's keys and values are written into the cache (as F32, or rounded to F16 for an F16
+ * cache) before any token attends, so a prompt or B training rows go in one call. Logits are computed only for output tokens.
  */
 #include "model/workspace.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf/gguf.h"
 #include "kernels/kernels.h"
 #include "kernels/qmatmul.h"
 
@@ -53,6 +54,8 @@ static slm_status prepare(const slm_model *m, slm_ctx *c, const slm_kv_cache *kv
                                "forward: layer %d's tensors are not laid out by slm_model_carve", l);
     if (kv->n_layers != cfg->n_layers || kv->kv_dim != c->kvd || kv->ctx_len > cfg->ctx_len)
         return slm_err_set(err, SLM_ERR_ARG, "forward: the KV cache was made for another model config");
+    if (kv->type != SLM_GGML_F32 && kv->type != SLM_GGML_F16)
+        return slm_err_set(err, SLM_ERR_ARG, "forward: KV cache type %u is not f32 or f16", kv->type);
     int n = b->n_tokens;
     if (n < 1) return slm_err_set(err, SLM_ERR_ARG, "forward: empty batch (%d tokens)", n);
     if (n > c->max_tokens)
@@ -190,8 +193,13 @@ static void rope_rows(slm_ctx *c, void *arg, int r0, int r1) {
         }
         size_t at = (((size_t)a->l * (size_t)kv->n_slots + (size_t)c->seq[i]) * (size_t)kv->ctx_len +
                      (size_t)c->pos[i]) * (size_t)kvd;
-        memcpy(kv->k + at, row + c->qd, sizeof(float) * (size_t)kvd);
-        memcpy(kv->v + at, row + c->qd + kvd, sizeof(float) * (size_t)kvd);
+        if (kv->type == SLM_GGML_F16) {
+            slm_f32_to_f16_row(kv->kh + at, row + c->qd, (size_t)kvd);
+            slm_f32_to_f16_row(kv->vh + at, row + c->qd + kvd, (size_t)kvd);
+        } else {
+            memcpy(kv->k + at, row + c->qd, sizeof(float) * (size_t)kvd);
+            memcpy(kv->v + at, row + c->qd + kvd, sizeof(float) * (size_t)kvd);
+        }
     }
 }
 

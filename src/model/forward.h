@@ -12,6 +12,7 @@
 #ifndef SLM_MODEL_FORWARD_H
 #define SLM_MODEL_FORWARD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -26,15 +27,30 @@ typedef struct {
     const int8_t *output;  /* (n) nonzero: compute logits for this token; NULL: for every token */
 } slm_batch;
 
+/* Keys and values in F32 (k, v) or in IEEE half (kh, vh: half the memory and half the bytes
+ * attention reads; each value rounded once when written, read back exactly). The other pair is
+ * NULL. An F16 cache serves inference only: the backward pass refuses it (its gradients are those
+ * of the unrounded keys). */
 typedef struct {
     int n_layers, n_slots, ctx_len, kv_dim;
-    float *k; /* (L, slots, ctx_len, kvd) */
-    float *v; /* (L, slots, ctx_len, kvd) */
+    uint32_t type; /* SLM_GGML_F32 (0) or SLM_GGML_F16 (1) */
+    float *k;      /* F32: (L, slots, ctx_len, kvd) */
+    float *v;      /* F32: (L, slots, ctx_len, kvd) */
+    uint16_t *kh;  /* F16: (L, slots, ctx_len, kvd) */
+    uint16_t *vh;  /* F16: (L, slots, ctx_len, kvd) */
 } slm_kv_cache;
 
-/* ctx_len must be in [1, cfg->ctx_len] (SLM_ERR_RANGE otherwise). The cache starts zeroed. */
+/* ctx_len must be in [1, cfg->ctx_len] (SLM_ERR_RANGE otherwise). The cache starts zeroed.
+ * slm_kv_cache_new is slm_kv_cache_new_type(..., SLM_GGML_F32, ...); type must be SLM_GGML_F32
+ * or SLM_GGML_F16 (SLM_ERR_ARG otherwise). */
 slm_kv_cache *slm_kv_cache_new(const slm_model_config *cfg, int n_slots, int ctx_len, slm_err *err);
+slm_kv_cache *slm_kv_cache_new_type(const slm_model_config *cfg, int n_slots, int ctx_len,
+                                    uint32_t type, slm_err *err);
 void slm_kv_cache_free(slm_kv_cache *kv);
+/* Bytes of keys and values held (both tensors). */
+size_t slm_kv_cache_bytes(const slm_kv_cache *kv);
+/* "f32" or "f16" (case-insensitive) -> *type; SLM_ERR_ARG naming the text otherwise. */
+slm_status slm_kv_type_from_name(const char *name, uint32_t *type, slm_err *err);
 /* Zeroes one slot (slot >= 0) or every slot (slot < 0). Not needed for correctness — a position is
  * always written before it is read — but keeps a reused slot free of an old sequence's data. */
 void slm_kv_cache_clear(slm_kv_cache *kv, int slot);

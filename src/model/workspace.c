@@ -108,6 +108,7 @@ slm_ctx *slm_ctx_new_outputs(const slm_model_config *cfg, int max_tokens, int ma
         {(void **)&c->rope_cos, T * (size_t)(c->hd / 2) * f},
         {(void **)&c->rope_sin, T * (size_t)(c->hd / 2) * f},
         {(void **)&c->scratch, (size_t)c->nth * c->scratch_per_thread * f},
+        {(void **)&c->kvtile, (size_t)c->nth * 2 * SLM_ATT_KTILE * (size_t)c->hd * f},
         {(void **)&c->qscratch, c->train ? 0 : slm_qmatmul_scratch_bytes(max_tokens, max_in, c->nth)},
     };
     size_t n_slots = sizeof slots / sizeof slots[0], total = 0;

@@ -21,6 +21,9 @@
 #define SLM_ATT_CHUNK 16
 /* A run of at least this many consecutive positions uses the sgemm attention path. */
 #define SLM_ATT_MIN_RUN 4
+/* Keys (and values) converted per tile when the KV cache is F16: a tile of K and one of V, of
+ * this many rows of hd floats, per thread (64 KiB each at hd 64: they stay in L2). */
+#define SLM_ATT_KTILE 128
 
 typedef struct {
     int32_t seq, pos, idx;
@@ -78,6 +81,7 @@ struct slm_ctx {
 
     float *rope_cos, *rope_sin; /* (ctx_len, hd/2) */
     float *scratch;             /* (nth, scratch_per_thread) attention blocks */
+    float *kvtile;              /* (nth, 2, SLM_ATT_KTILE, hd) F16 cache: converted K and V tiles */
     void *qscratch;             /* inference only: slm_qmatmul's scratch (quantized activations) */
     size_t scratch_per_thread;
 
