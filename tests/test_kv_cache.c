@@ -30,6 +30,10 @@ static void test_f16_rows_match_reference(void **state) {
     assert_memory_equal(a, b, 65536 * sizeof *a);
     slm_f16_to_f32_row(a, h + 3, 13);
     assert_memory_equal(a, b + 3, 13 * sizeof *a);
+    /* strided tiles: 7 rows of 12 out of rows of 40 */
+    float t[7 * 12];
+    slm_f16_to_f32_rows(t, 12, h + 5, 40, 7, 12);
+    for (int r0 = 0; r0 < 7; r0++) assert_memory_equal(t + r0 * 12, b + 5 + r0 * 40, 12 * sizeof *a);
     /* float -> half: every half's float, the halfway points between neighbours and beside them,
      * random bit patterns (NaN, inf, subnormal, overflow included) */
     slm_rng r;

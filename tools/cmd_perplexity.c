@@ -10,6 +10,7 @@
 #include "core/timer.h"
 #include "eval/perplexity.h"
 #include "kernels/blas_threads.h"
+#include "model/forward.h"
 #include "tokenizer/tokenizer.h"
 
 static const char usage[] =
@@ -24,11 +25,15 @@ static const char usage[] =
     "  --ctx N            window length in tokens                     [512]\n"
     "  --kl-ref REF.gguf  a reference model with the same vocabulary\n"
     "  --max-windows N    score at most N windows (0 = all)            [0]\n"
+    "  --kv-type T        the model's KV cache, f32 or f16 (--kl-ref stays f32; give the\n"
+    "                     same file as --kl-ref to measure what f16 costs)    [f32]\n"
     "  --threads N        threads (default: all cores)\n";
 
 int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL, *ref_path = NULL;
     int ctx = 512, threads = 0, max_windows = 0;
+    uint32_t kv_type = SLM_GGML_F32;
+    slm_err kv_err;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -37,6 +42,9 @@ int cmd_perplexity(int argc, char **argv) {
         } else if (!strcmp(a, "--data")) data = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--ctx")) ctx = (int)cli_long(a, cli_value(argc, argv, &i), 4, 1 << 20);
         else if (!strcmp(a, "--kl-ref")) ref_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--kv-type")) {
+            if (slm_kv_type_from_name(cli_value(argc, argv, &i), &kv_type, &kv_err) != SLM_OK) cli_fail(&kv_err, a);
+        }
         else if (!strcmp(a, "--max-windows")) max_windows = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
         else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
         else if (a[0] == '-' && a[1]) cli_die("perplexity: unknown option '%s' (see slm perplexity --help)", a);
@@ -78,7 +86,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     slm_ppl_result r;
     double t0 = slm_time_now();
-    if (slm_perplexity(m, ref, ids, n_ids, ctx, slm_tokenizer_bos(tok), nbytes, pool, &r, &err) != SLM_OK)
+    if (slm_perplexity_kv(m, ref, ids, n_ids, ctx, slm_tokenizer_bos(tok), nbytes, kv_type, pool, &r, &err) != SLM_OK)
         cli_fail(&err, "perplexity");
     double dt = slm_time_now() - t0;
     printf("model        %s\n", model_path);

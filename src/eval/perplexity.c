@@ -14,9 +14,10 @@ typedef struct {
     slm_kv_cache *kv;
 } runner;
 
-static slm_status runner_new(runner *r, const slm_model *m, int ctx, int n_out, slm_pool *pool, slm_err *err) {
+static slm_status runner_new(runner *r, const slm_model *m, int ctx, int n_out, uint32_t kv_type,
+                             slm_pool *pool, slm_err *err) {
     r->c = slm_ctx_new_outputs(&m->cfg, ctx, n_out, 0, pool, err);
-    r->kv = r->c ? slm_kv_cache_new(&m->cfg, 1, ctx, err) : NULL;
+    r->kv = r->c ? slm_kv_cache_new_type(&m->cfg, 1, ctx, kv_type, err) : NULL;
     return r->kv ? SLM_OK : (err ? err->code : SLM_ERR_NOMEM);
 }
 
@@ -41,6 +42,12 @@ static int log_softmax(const float *z, double *lp, int V) {
 slm_status slm_perplexity(const slm_model *m, const slm_model *ref, const int32_t *tokens, size_t n,
                           int ctx, int32_t bos, const uint32_t *token_nbytes, slm_pool *pool,
                           slm_ppl_result *out, slm_err *err) {
+    return slm_perplexity_kv(m, ref, tokens, n, ctx, bos, token_nbytes, SLM_GGML_F32, pool, out, err);
+}
+
+slm_status slm_perplexity_kv(const slm_model *m, const slm_model *ref, const int32_t *tokens, size_t n,
+                             int ctx, int32_t bos, const uint32_t *token_nbytes, uint32_t kv_type,
+                             slm_pool *pool, slm_ppl_result *out, slm_err *err) {
     memset(out, 0, sizeof *out);
     if (ctx < 4 || ctx % 2 || ctx > m->cfg.ctx_len || (ref && ctx > ref->cfg.ctx_len))
         return slm_err_set(err, SLM_ERR_ARG, "perplexity: ctx %d must be even, >= 4 and within the model's context (%d)",
@@ -62,8 +69,8 @@ slm_status slm_perplexity(const slm_model *m, const slm_model *ref, const int32_
         st = slm_err_set(err, SLM_ERR_NOMEM, "perplexity: out of memory");
         goto done;
     }
-    if ((st = runner_new(&rm, m, ctx, n_out, pool, err)) != SLM_OK) goto done;
-    if (ref && (st = runner_new(&rr, ref, ctx, n_out, pool, err)) != SLM_OK) goto done;
+    if ((st = runner_new(&rm, m, ctx, n_out, kv_type, pool, err)) != SLM_OK) goto done;
+    if (ref && (st = runner_new(&rr, ref, ctx, n_out, SLM_GGML_F32, pool, err)) != SLM_OK) goto done;
     for (int j = 0; j < ctx; j++) {
         pos[j] = j;
         outf[j] = j >= first && j < ctx - 1;

@@ -34,5 +34,10 @@ typedef struct {
 slm_status slm_perplexity(const slm_model *m, const slm_model *ref, const int32_t *tokens, size_t n,
                           int ctx, int32_t bos, const uint32_t *token_nbytes, slm_pool *pool,
                           slm_ppl_result *out, slm_err *err);
+/* The same with the model's KV cache of kv_type (SLM_GGML_F32 or SLM_GGML_F16; the reference's
+ * stays F32): the model against itself as ref measures what an F16 cache costs. */
+slm_status slm_perplexity_kv(const slm_model *m, const slm_model *ref, const int32_t *tokens, size_t n,
+                             int ctx, int32_t bos, const uint32_t *token_nbytes, uint32_t kv_type,
+                             slm_pool *pool, slm_ppl_result *out, slm_err *err);
 
 #endif

@@ -89,6 +89,11 @@ __attribute__((target("avx2,f16c"))) static void f32_to_f16_f16c(uint16_t *dst, 
     for (; i < n; i++) dst[i] = slm_f32_to_f16(src[i]);
 }
 
+__attribute__((target("avx2,f16c"))) static void f16_to_f32_rows_f16c(float *dst, size_t ldd, const uint16_t *src,
+                                                                       size_t lds, size_t rows, size_t cols) {
+    for (size_t r = 0; r < rows; r++) f16_to_f32_f16c(dst + r * ldd, src + r * lds, cols);
+}
+
 int slm_f16_simd_available(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
 }
@@ -114,4 +119,14 @@ void slm_f32_to_f16_row(uint16_t *dst, const float *src, size_t n) {
     }
 #endif
     slm_f32_to_f16_row_ref(dst, src, n);
+}
+
+void slm_f16_to_f32_rows(float *dst, size_t ldd, const uint16_t *src, size_t lds, size_t rows, size_t cols) {
+#ifdef SLM_F16C
+    if (slm_f16_simd_available()) {
+        f16_to_f32_rows_f16c(dst, ldd, src, lds, rows, cols);
+        return;
+    }
+#endif
+    for (size_t r = 0; r < rows; r++) slm_f16_to_f32_row_ref(dst + r * ldd, src + r * lds, cols);
 }

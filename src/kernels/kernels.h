@@ -110,5 +110,7 @@ void slm_f32_to_f16_row(uint16_t *dst, const float *src, size_t n);
 void slm_f16_to_f32_row_ref(float *dst, const uint16_t *src, size_t n);
 void slm_f32_to_f16_row_ref(uint16_t *dst, const float *src, size_t n);
 int slm_f16_simd_available(void);
+/* rows x cols halves (row stride lds) to floats (row stride ldd): one dispatch for a whole tile. */
+void slm_f16_to_f32_rows(float *dst, size_t ldd, const uint16_t *src, size_t lds, size_t rows, size_t cols);
 
 #endif

@@ -55,8 +55,7 @@ static double run_cost(const slm_ctx *c, int r) {
 
 /* Rows [j0, j0 + n) of one head of an F16 cache (row stride kvd halves) as floats, (n, hd). */
 static void tile_f16(float *dst, const uint16_t *src, int j0, int n, int hd, int kvd) {
-    for (int j = 0; j < n; j++)
-        slm_f16_to_f32_row(dst + (size_t)j * hd, src + (size_t)(j0 + j) * kvd, (size_t)hd);
+    slm_f16_to_f32_rows(dst, (size_t)hd, src + (size_t)j0 * kvd, (size_t)kvd, (size_t)n, (size_t)hd);
 }
 
 /* fwd_item over an F16 cache: the same two paths, with K and V converted SLM_ATT_KTILE keys at a
