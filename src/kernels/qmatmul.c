@@ -109,10 +109,9 @@ typedef struct {
     size_t tile_bytes;
 } qmm_job;
 
-static void run_slice(const qmm_job *j, int ith, int nth) {
+/* Output-row tiles [tb, te) of one product. */
+static void run_tiles(const qmm_job *j, size_t tb, size_t te, int ith) {
     const slm_qmat *w = j->w;
-    size_t tb, te;
-    slm_pool_slice((size_t)j->n_tiles, ith, nth, &tb, &te);
     int r0 = (int)tb * SLM_QMM_TILE, r1 = (int)te * SLM_QMM_TILE;
     if (r1 > w->rows) r1 = w->rows;
     if (r1 <= r0) return;
@@ -164,7 +163,31 @@ static void run_slice(const qmm_job *j, int ith, int nth) {
     }
 }
 
+static void run_slice(const qmm_job *j, int ith, int nth) {
+    size_t tb, te;
+    slm_pool_slice((size_t)j->n_tiles, ith, nth, &tb, &te);
+    run_tiles(j, tb, te, ith);
+}
+
 static void slice_tramp(void *ctx, int ith, int nth) { run_slice(ctx, ith, nth); }
+
+/* Several products over one input: their tiles laid end to end, one static slice per thread. */
+typedef struct {
+    qmm_job *jobs;
+    int n_jobs;
+    size_t total_tiles;
+} multi_job;
+
+static void multi_tramp(void *ctx, int ith, int nth) {
+    const multi_job *mj = ctx;
+    size_t tb, te, off = 0;
+    slm_pool_slice(mj->total_tiles, ith, nth, &tb, &te);
+    for (int k = 0; k < mj->n_jobs && off < te; k++) {
+        size_t nt = (size_t)mj->jobs[k].n_tiles, b = tb > off ? tb - off : 0, e = te - off < nt ? te - off : nt;
+        if (e > b) run_tiles(&mj->jobs[k], b, e, ith);
+        off += nt;
+    }
+}
 
 typedef struct {
     const float *x;
@@ -187,46 +210,90 @@ static void quant_tramp(void *ctx, int ith, int nth) {
         q->vt->from_float(q->x + i * (size_t)q->cols, q->qx + i * q->qrow, q->cols);
 }
 
+/* Fills j for y = x·W^T (mode, kernels); returns the activation type to quantize x into, or
+ * SLM_GGML_F32 when x is used as it is. */
+static uint32_t job_setup(qmm_job *j, float *y, int ldy, const float *x, int n, const slm_qmat *w,
+                          int accumulate, void *scratch) {
+    *j = (qmm_job){.y = y, .ldy = ldy, .n = n, .accumulate = accumulate, .x = x, .w = w,
+                   .n_tiles = (w->rows + SLM_QMM_TILE - 1) / SLM_QMM_TILE};
+    size_t row_area = ((size_t)w->cols * 5 / 4 + 64 + 63) / 64 * 64;
+    if (w->type == SLM_GGML_F32) {
+        j->mode = MODE_SGEMM;
+    } else if ((w->type == SLM_GGML_F16 || w->type == SLM_GGML_BF16) &&
+               (n > 1 || !qget(w->type) || !qget(w->type)->vec_dot)) {
+        j->mode = MODE_DEQUANT;
+        j->tiles = (char *)scratch + (size_t)n * row_area;
+        j->tile_bytes = ((size_t)SLM_QMM_DQ_ROWS * (size_t)w->cols * sizeof(float) + 63) / 64 * 64;
+    } else {
+        j->mode = MODE_VECDOT;
+        j->tr = qget(w->type);
+        SLM_ASSERT(j->tr && j->tr->vec_dot);
+        if (j->tr->vec_dot_type == SLM_GGML_Q8_0 && (j->gemm = slm_qgemm_get(w->type)) != NULL)
+            j->mode = MODE_QGEMM;
+        if (j->tr->vec_dot_type == SLM_GGML_F32) {
+            j->qx = (const char *)x;
+            j->qrow = (size_t)w->cols * sizeof(float);
+        } else {
+            j->qrow = slm_quant_row_bytes(j->tr->vec_dot_type, w->cols);
+            SLM_ASSERT(j->qrow > 0 && j->qrow <= row_area);
+            j->qx = scratch;
+            return j->tr->vec_dot_type;
+        }
+    }
+    return SLM_GGML_F32;
+}
+
+/* Quantizes the n rows of x into scratch as type (the pool splits rows when par). */
+static void quantize_input(slm_pool *pool, int par, const float *x, int n, int cols, uint32_t type,
+                           size_t qrow, void *scratch) {
+    const slm_quant_traits *vt = qget(type);
+    SLM_ASSERT(vt && vt->from_float);
+    quant_job q = {x, scratch, qrow, n, cols, vt};
+    if (par && n >= 2 * slm_pool_size(pool))
+        slm_pool_run(pool, quant_tramp, &q);
+    else
+        quant_tramp(&q, 0, 1);
+}
+
 void slm_qmatmul(slm_pool *pool, float *y, int ldy, const float *x, int n, const slm_qmat *w,
                  int accumulate, void *scratch) {
     if (n <= 0 || w->rows <= 0) return;
     int nth = slm_pool_size(pool);
     double macs = (double)n * w->rows * w->cols;
     int par = nth > 1 && macs >= SLM_QMM_SPLIT_MIN;
-    qmm_job j = {.y = y, .ldy = ldy, .n = n, .accumulate = accumulate, .x = x, .w = w,
-                 .n_tiles = (w->rows + SLM_QMM_TILE - 1) / SLM_QMM_TILE};
-    size_t row_area = ((size_t)w->cols * 5 / 4 + 64 + 63) / 64 * 64;
-    if (w->type == SLM_GGML_F32) {
-        j.mode = MODE_SGEMM;
-    } else if ((w->type == SLM_GGML_F16 || w->type == SLM_GGML_BF16) &&
-               (n > 1 || !qget(w->type) || !qget(w->type)->vec_dot)) {
-        j.mode = MODE_DEQUANT;
-        j.tiles = (char *)scratch + (size_t)n * row_area;
-        j.tile_bytes = ((size_t)SLM_QMM_DQ_ROWS * (size_t)w->cols * sizeof(float) + 63) / 64 * 64;
-    } else {
-        j.mode = MODE_VECDOT;
-        j.tr = qget(w->type);
-        SLM_ASSERT(j.tr && j.tr->vec_dot);
-        if (j.tr->vec_dot_type == SLM_GGML_Q8_0 && (j.gemm = slm_qgemm_get(w->type)) != NULL)
-            j.mode = MODE_QGEMM;
-        if (j.tr->vec_dot_type == SLM_GGML_F32) {
-            j.qx = (const char *)x;
-            j.qrow = (size_t)w->cols * sizeof(float);
-        } else {
-            const slm_quant_traits *vt = qget(j.tr->vec_dot_type);
-            SLM_ASSERT(vt && vt->from_float);
-            j.qrow = slm_quant_row_bytes(j.tr->vec_dot_type, w->cols);
-            SLM_ASSERT(j.qrow > 0 && j.qrow <= row_area);
-            quant_job q = {x, scratch, j.qrow, n, w->cols, vt};
-            if (par && n >= 2 * nth)
-                slm_pool_run(pool, quant_tramp, &q);
-            else
-                quant_tramp(&q, 0, 1);
-            j.qx = scratch;
-        }
-    }
+    qmm_job j;
+    uint32_t qt = job_setup(&j, y, ldy, x, n, w, accumulate, scratch);
+    if (qt != SLM_GGML_F32) quantize_input(pool, par, x, n, w->cols, qt, j.qrow, scratch);
     if (par)
         slm_pool_run(pool, slice_tramp, &j);
     else
         run_slice(&j, 0, 1);
+}
+
+void slm_qmatmul_multi(slm_pool *pool, const float *x, int n, const slm_qmm_out *outs, int n_outs,
+                       void *scratch) {
+    if (n <= 0 || n_outs <= 0) return;
+    int same = n_outs <= SLM_QMM_MAX_MULTI;
+    for (int k = 1; k < n_outs && same; k++)
+        same = outs[k].w->type == outs[0].w->type && outs[k].w->cols == outs[0].w->cols;
+    if (!same || n_outs == 1) {
+        for (int k = 0; k < n_outs; k++)
+            slm_qmatmul(pool, outs[k].y, outs[k].ldy, x, n, outs[k].w, outs[k].accumulate, scratch);
+        return;
+    }
+    qmm_job jobs[SLM_QMM_MAX_MULTI];
+    multi_job mj = {jobs, n_outs, 0};
+    double macs = 0;
+    uint32_t qt = SLM_GGML_F32;
+    for (int k = 0; k < n_outs; k++) {
+        qt = job_setup(&jobs[k], outs[k].y, outs[k].ldy, x, n, outs[k].w, outs[k].accumulate, scratch);
+        mj.total_tiles += (size_t)jobs[k].n_tiles;
+        macs += (double)n * outs[k].w->rows * outs[k].w->cols;
+    }
+    int par = slm_pool_size(pool) > 1 && macs >= SLM_QMM_SPLIT_MIN;
+    if (qt != SLM_GGML_F32) quantize_input(pool, par, x, n, outs[0].w->cols, qt, jobs[0].qrow, scratch);
+    if (par)
+        slm_pool_run(pool, multi_tramp, &mj);
+    else
+        multi_tramp(&mj, 0, 1);
 }

@@ -45,6 +45,20 @@ size_t slm_qmatmul_scratch_bytes(int n, int max_cols, int nth);
 void slm_qmatmul(slm_pool *pool, float *y, int ldy, const float *x, int n, const slm_qmat *w,
                  int accumulate, void *scratch);
 
+/* Several products of one input, y_k = x·W_k^T (+ y_k): for weights of one type and width, x is
+ * quantized once and all the products' output tiles go to the pool in one dispatch (q|k|v,
+ * gate|up in generation); each output element is computed exactly as slm_qmatmul computes it, so
+ * results are bit-identical to separate calls. Mixed types or widths: separate calls. */
+#define SLM_QMM_MAX_MULTI 4
+typedef struct {
+    float *y;
+    int ldy;
+    const slm_qmat *w;
+    int accumulate;
+} slm_qmm_out;
+void slm_qmatmul_multi(slm_pool *pool, const float *x, int n, const slm_qmm_out *outs, int n_outs,
+                       void *scratch);
+
 /* dst[0..cols) = row r of w as floats. */
 void slm_qmat_row(const slm_qmat *w, int r, float *dst);
 

@@ -256,9 +256,9 @@ slm_status slm_model_forward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, c
         norm_arg na = {res, attn_norm, xn1, rms1};
         slm_ws_par_rows(c, n, norm_rows, &na);
         if (lw) {
-            slm_qmatmul(c->pool, qkv, c->qkvd, xn1, n, &lw->wq, 0, c->qscratch);
-            slm_qmatmul(c->pool, qkv + c->qd, c->qkvd, xn1, n, &lw->wk, 0, c->qscratch);
-            slm_qmatmul(c->pool, qkv + c->qd + c->kvd, c->qkvd, xn1, n, &lw->wv, 0, c->qscratch);
+            slm_qmm_out o[3] = {{qkv, c->qkvd, &lw->wq, 0}, {qkv + c->qd, c->qkvd, &lw->wk, 0},
+                                {qkv + c->qd + c->kvd, c->qkvd, &lw->wv, 0}};
+            slm_qmatmul_multi(c->pool, xn1, n, o, 3, c->qscratch);
         } else {
             slm_ws_matmul_fwd(c, qkv, xn1, w->wq, n, D, c->qkvd, 0.0f);
         }
@@ -274,8 +274,8 @@ slm_status slm_model_forward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, c
         norm_arg nb = {mid, ffn_norm, xn2, rms2};
         slm_ws_par_rows(c, n, norm_rows, &nb);
         if (lw) {
-            slm_qmatmul(c->pool, gu, 2 * F, xn2, n, &lw->w_gate, 0, c->qscratch);
-            slm_qmatmul(c->pool, gu + F, 2 * F, xn2, n, &lw->w_up, 0, c->qscratch);
+            slm_qmm_out o[2] = {{gu, 2 * F, &lw->w_gate, 0}, {gu + F, 2 * F, &lw->w_up, 0}};
+            slm_qmatmul_multi(c->pool, xn2, n, o, 2, c->qscratch);
         } else {
             slm_ws_matmul_fwd(c, gu, xn2, w->w_gate, n, D, 2 * F, 0.0f);
         }
