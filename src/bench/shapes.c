@@ -46,7 +46,15 @@ slm_status slm_bench_write_shape(const char *shape, uint32_t type, int ctx_len, 
         slm_model_tensor_info info;
         slm_model_tensor_at(&cfg, i, &info);
         const float *src = m->params + info.offset;
-        uint32_t t = info.n_dims == 2 && info.ne[0] % (uint64_t)tr->block_size == 0 ? type : SLM_GGML_F32;
+        /* Matrices whose rows are not whole blocks of the type fall back as `slm quantize` does
+         * (a K-quant to Q8_0, then F16); vectors stay F32. */
+        uint32_t t = SLM_GGML_F32;
+        if (info.n_dims == 2) {
+            const uint32_t tries[3] = {type, SLM_GGML_Q8_0, SLM_GGML_F16};
+            for (int k = 0; k < 3 && t == SLM_GGML_F32; k++)
+                if (slm_quant_row_bytes(tries[k], (int64_t)info.ne[0])) t = tries[k];
+        }
+        const slm_quant_traits *tt = slm_quant_get(t);
         const void *data = src;
         if (t != SLM_GGML_F32) {
             size_t rb = slm_quant_row_bytes(t, (int64_t)info.ne[0]);
@@ -55,7 +63,7 @@ slm_status slm_bench_write_shape(const char *shape, uint32_t type, int ctx_len, 
                 st = slm_err_set(err, SLM_ERR_NOMEM, "shape: out of memory");
                 goto done;
             }
-            for (uint64_t r = 0; r < info.ne[1]; r++) tr->from_float(src + r * info.ne[0], q + r * rb, (int64_t)info.ne[0]);
+            for (uint64_t r = 0; r < info.ne[1]; r++) tt->from_float(src + r * info.ne[0], q + r * rb, (int64_t)info.ne[0]);
             bufs[i] = q;
             data = q;
         }

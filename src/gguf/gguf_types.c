@@ -10,6 +10,7 @@
 #include "gguf/gguf.h"
 
 #include <string.h>
+#include <strings.h>
 
 typedef struct {
     const char *name;     /* ggml's type_name; NULL: no such type */
@@ -70,7 +71,7 @@ uint32_t slm_ggml_block_bytes(uint32_t type) {
 int slm_ggml_type_from_name(const char *name) {
     if (!name) return -1;
     for (uint32_t t = 0; t < N_GGML_TYPES; t++)
-        if (ggml_types[t].name && !strcmp(ggml_types[t].name, name)) return (int)t;
+        if (ggml_types[t].name && !strcasecmp(ggml_types[t].name, name)) return (int)t;
     return -1;
 }
 
