@@ -12,6 +12,7 @@
 #include "task/classify_head.h"
 #include "task/classify_model.h"
 #include "task/finetune_internal.h"
+#include "train/train_log.h"
 
 void slm_finetune_opts_default(slm_finetune_opts *o) {
     memset(o, 0, sizeof *o);
@@ -34,17 +35,11 @@ void slm_finetune_opts_default(slm_finetune_opts *o) {
 }
 
 slm_status slm_finetune_opts_check(const slm_finetune_opts *o, slm_err *err) {
-    if (o->steps < 0 || (o->steps == 0 && !(o->epochs > 0 && o->epochs <= 1e6)))
-        return slm_err_set(err, SLM_ERR_ARG, "give steps >= 1 or epochs > 0 (got %d steps, %g epochs)",
-                           o->steps, o->epochs);
-    if (o->batch < 1 || o->batch > 4096 || o->accum < 1 || o->accum > 65536)
-        return slm_err_set(err, SLM_ERR_ARG, "batch (%d) and accumulation (%d) must be in [1, 4096] and [1, 65536]",
-                           o->batch, o->accum);
+    slm_status s = slm_epochs_batch_check(o->steps, o->epochs, o->batch, o->accum, err);
+    if (s != SLM_OK) return s;
     if (o->max_len < 1 || o->max_len > (1 << 16))
         return slm_err_set(err, SLM_ERR_ARG, "max_len must be in [1, 65536] (got %d)", o->max_len);
-    if (!(o->lr > 0) || !(o->lr_min >= 0) || o->lr_min > o->lr)
-        return slm_err_set(err, SLM_ERR_ARG, "learning rates must satisfy 0 <= lr_min (%g) <= lr (%g), lr > 0",
-                           o->lr_min, o->lr);
+    if ((s = slm_lr_check(o->lr, o->lr_min, err)) != SLM_OK) return s;
     if (o->eval_every < 0 || o->patience < 0)
         return slm_err_set(err, SLM_ERR_ARG, "eval_every and patience must not be negative");
     if (!(o->label_smoothing >= 0 && o->label_smoothing < 1))
@@ -53,10 +48,7 @@ slm_status slm_finetune_opts_check(const slm_finetune_opts *o, slm_err *err) {
         return slm_err_set(err, SLM_ERR_ARG, "pooling must be last, mean or auto");
     if (o->pooling == SLM_POOL_AUTO && !(o->select_frac > 0 && o->select_frac < 1))
         return slm_err_set(err, SLM_ERR_ARG, "select_frac must be in (0, 1) (got %g)", o->select_frac);
-    if (!(o->adam.beta1 >= 0 && o->adam.beta1 < 1 && o->adam.beta2 >= 0 && o->adam.beta2 < 1))
-        return slm_err_set(err, SLM_ERR_ARG, "Adam betas must be in [0, 1)");
-    if (!(o->adam.weight_decay >= 0)) return slm_err_set(err, SLM_ERR_ARG, "weight decay must be >= 0");
-    return SLM_OK;
+    return slm_adamw_params_check(&o->adam, err);
 }
 
 slm_model *slm_finetune_body_from(const slm_model *src, slm_err *err) {
@@ -189,12 +181,7 @@ void slm_finetune_free(slm_finetune *t) {
 }
 
 slm_status slm_finetune_set_log(slm_finetune *t, const char *path, slm_err *err) {
-    if (t->log) fclose(t->log);
-    t->log = NULL;
-    if (!path) return SLM_OK;
-    t->log = fopen(path, "a");
-    if (!t->log) return slm_err_set(err, SLM_ERR_IO, "%s: cannot open the log for writing", path);
-    return SLM_OK;
+    return slm_train_log_open(&t->log, path, err);
 }
 
 void slm_finetune_set_checkpoint(slm_finetune *t, const char *path, int every) {
@@ -413,8 +400,7 @@ static double clip_all(slm_finetune *t) {
 
 /* AdamW over every body tensor (matrices decay, vectors not) and the active heads. */
 static void optimizer_step(slm_finetune *t, float lr) {
-    const slm_model_config *cfg = &t->m->cfg;
-    int nt = slm_model_n_tensors(cfg), step = t->step + 1;
+    int step = t->step + 1;
     if (t->lora) {
         const slm_lora *l = t->lora;
         for (int i = 0; i < l->n_pairs; i++) {
@@ -424,14 +410,8 @@ static void optimizer_step(slm_finetune *t, float lr) {
             slm_adamw_update(l->params + ob, t->dlora + ob, t->lora_m + ob, t->lora_v + ob, nb, lr, step, 1, &t->o.adam);
         }
         slm_lora_apply(l, t->base, t->m->params);
-        nt = 0; /* the body is frozen */
-    }
-    for (int i = 0; i < nt; i++) {
-        slm_model_tensor_info info;
-        slm_model_tensor_at(cfg, i, &info);
-        size_t n = (size_t)info.ne[0] * (size_t)(info.n_dims > 1 ? info.ne[1] : 1), o = info.offset;
-        slm_adamw_update(t->m->params + o, t->grads + o, t->adam_m + o, t->adam_v + o, n, lr, step,
-                         info.n_dims > 1, &t->o.adam);
+    } else { /* (a LoRA run leaves the body frozen) */
+        slm_adamw_step_model(&t->m->cfg, t->m->params, t->grads, t->adam_m, t->adam_v, lr, step, &t->o.adam);
     }
     size_t KD = (size_t)t->K * t->D;
     for (int h = 0; h < t->n_heads; h++) {

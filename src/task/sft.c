@@ -9,6 +9,7 @@
 
 #include "core/rng.h"
 #include "core/timer.h"
+#include "train/train_log.h"
 
 struct slm_sft {
     slm_model *m;
@@ -53,23 +54,14 @@ void slm_sft_opts_default(slm_sft_opts *o) {
 }
 
 slm_status slm_sft_opts_check(const slm_sft_opts *o, slm_err *err) {
-    if (o->steps < 0 || (o->steps == 0 && !(o->epochs > 0 && o->epochs <= 1e6)))
-        return slm_err_set(err, SLM_ERR_ARG, "give steps >= 1 or epochs > 0 (got %d steps, %g epochs)",
-                           o->steps, o->epochs);
-    if (o->batch < 1 || o->batch > 4096 || o->accum < 1 || o->accum > 65536)
-        return slm_err_set(err, SLM_ERR_ARG, "batch (%d) and accumulation (%d) must be in [1, 4096] and [1, 65536]",
-                           o->batch, o->accum);
+    slm_status s = slm_epochs_batch_check(o->steps, o->epochs, o->batch, o->accum, err);
+    if (s != SLM_OK) return s;
     if (o->max_len < 2 || o->max_len > (1 << 16))
         return slm_err_set(err, SLM_ERR_ARG, "max_len must be in [2, 65536] (got %d)", o->max_len);
-    if (!(o->lr > 0) || !(o->lr_min >= 0) || o->lr_min > o->lr)
-        return slm_err_set(err, SLM_ERR_ARG, "learning rates must satisfy 0 <= lr_min (%g) <= lr (%g), lr > 0",
-                           o->lr_min, o->lr);
+    if ((s = slm_lr_check(o->lr, o->lr_min, err)) != SLM_OK) return s;
     if (o->eval_every < 0 || o->patience < 0)
         return slm_err_set(err, SLM_ERR_ARG, "eval_every and patience must not be negative");
-    if (!(o->adam.beta1 >= 0 && o->adam.beta1 < 1 && o->adam.beta2 >= 0 && o->adam.beta2 < 1))
-        return slm_err_set(err, SLM_ERR_ARG, "Adam betas must be in [0, 1)");
-    if (!(o->adam.weight_decay >= 0)) return slm_err_set(err, SLM_ERR_ARG, "weight decay must be >= 0");
-    return SLM_OK;
+    return slm_adamw_params_check(&o->adam, err);
 }
 
 slm_sft *slm_sft_new(slm_model *m, const slm_tokenizer *tok, const slm_sft_data *d, const slm_sft_opts *opts,
@@ -156,12 +148,7 @@ void slm_sft_free(slm_sft *t) {
 }
 
 slm_status slm_sft_set_log(slm_sft *t, const char *path, slm_err *err) {
-    if (t->log) fclose(t->log);
-    t->log = NULL;
-    if (!path) return SLM_OK;
-    t->log = fopen(path, "a");
-    if (!t->log) return slm_err_set(err, SLM_ERR_IO, "%s: cannot open the log for writing", path);
-    return SLM_OK;
+    return slm_train_log_open(&t->log, path, err);
 }
 
 void slm_sft_set_callback(slm_sft *t, slm_sft_callback cb, void *ctx) {
@@ -250,19 +237,6 @@ static const slm_sft_example *train_example(slm_sft *t, int64_t g) {
     return &t->d->train.ex[t->perm[g % n]];
 }
 
-static void optimizer_step(slm_sft *t, float lr) {
-    const slm_model_config *cfg = &t->m->cfg;
-    int nt = slm_model_n_tensors(cfg);
-    for (int i = 0; i < nt; i++) {
-        slm_model_tensor_info info;
-        slm_model_tensor_at(cfg, i, &info);
-        size_t n = (size_t)info.ne[0] * (size_t)(info.n_dims > 1 ? info.ne[1] : 1);
-        size_t o = info.offset;
-        slm_adamw_update(t->m->params + o, t->grads + o, t->adam_m + o, t->adam_v + o, n, lr, t->step + 1,
-                         info.n_dims > 1, &t->o.adam);
-    }
-}
-
 static void write_log(slm_sft *t, const slm_sft_progress *p) {
     if (!t->log) return;
     fprintf(t->log, "{\"step\":%d,\"epoch\":%.4f,\"loss\":%.6f", p->step, p->epoch, p->loss);
@@ -337,7 +311,8 @@ slm_status slm_sft_run_for(slm_sft *t, int max_steps, slm_err *err) {
                                t->step + 1, p.loss, t->o.lr);
         p.grad_norm = slm_grad_clip(t->grads, n_params, t->o.grad_clip);
         p.lr = slm_lr_schedule(t->step, t->warmup, t->steps, t->o.lr, t->o.lr_min);
-        optimizer_step(t, p.lr);
+        slm_adamw_step_model(&t->m->cfg, t->m->params, t->grads, t->adam_m, t->adam_v, p.lr, t->step + 1,
+                             &t->o.adam);
         t->step++;
         p.step = t->step;
         p.epoch = (double)t->step * B * A / t->d->train.n;

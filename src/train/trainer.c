@@ -8,6 +8,7 @@
 
 #include "core/timer.h"
 #include "model/forward.h"
+#include "train/train_log.h"
 #include "train/trainer_internal.h"
 
 void slm_train_opts_default(slm_train_opts *o) {
@@ -28,19 +29,15 @@ void slm_train_opts_default(slm_train_opts *o) {
 }
 
 slm_status slm_train_opts_check(const slm_train_opts *o, slm_err *err) {
+    slm_status s;
     if (o->steps < 1) return slm_err_set(err, SLM_ERR_ARG, "steps must be at least 1 (got %d)", o->steps);
     if (o->batch < 1 || o->seq_len < 2 || o->accum < 1)
         return slm_err_set(err, SLM_ERR_ARG, "batch (%d), sequence length (%d) and accumulation (%d) "
                            "must be at least 1, 2 and 1", o->batch, o->seq_len, o->accum);
-    if (!(o->lr > 0) || !(o->lr_min >= 0) || o->lr_min > o->lr)
-        return slm_err_set(err, SLM_ERR_ARG, "learning rates must satisfy 0 <= lr_min (%g) <= lr (%g), lr > 0",
-                           o->lr_min, o->lr);
+    if ((s = slm_lr_check(o->lr, o->lr_min, err)) != SLM_OK) return s;
     if (o->warmup < 0 || o->eval_every < 0 || o->eval_windows < 0 || o->patience < 0)
         return slm_err_set(err, SLM_ERR_ARG, "warmup, eval_every, eval_windows and patience must not be negative");
-    if (!(o->adam.beta1 >= 0 && o->adam.beta1 < 1 && o->adam.beta2 >= 0 && o->adam.beta2 < 1))
-        return slm_err_set(err, SLM_ERR_ARG, "Adam betas must be in [0, 1)");
-    if (!(o->adam.weight_decay >= 0)) return slm_err_set(err, SLM_ERR_ARG, "weight decay must be >= 0");
-    return SLM_OK;
+    return slm_adamw_params_check(&o->adam, err);
 }
 
 slm_trainer *slm_trainer_new(slm_model *m, const slm_tokenizer *tok, const slm_token_data *data,
@@ -115,12 +112,7 @@ void slm_trainer_free(slm_trainer *t) {
 }
 
 slm_status slm_trainer_set_log(slm_trainer *t, const char *path, slm_err *err) {
-    if (t->log) fclose(t->log);
-    t->log = NULL;
-    if (!path) return SLM_OK;
-    t->log = fopen(path, "a");
-    if (!t->log) return slm_err_set(err, SLM_ERR_IO, "%s: cannot open the log for writing", path);
-    return SLM_OK;
+    return slm_train_log_open(&t->log, path, err);
 }
 
 void slm_trainer_set_checkpoint(slm_trainer *t, const char *path, int every) {
@@ -199,20 +191,6 @@ slm_status slm_evaluate_text(const slm_model *m, const slm_tokenizer *tok, const
     return s;
 }
 
-/* AdamW over every tensor; matrices decay, vectors (norm gains) do not. */
-static void optimizer_step(slm_trainer *t, float lr) {
-    const slm_model_config *cfg = &t->m->cfg;
-    int nt = slm_model_n_tensors(cfg);
-    for (int i = 0; i < nt; i++) {
-        slm_model_tensor_info info;
-        slm_model_tensor_at(cfg, i, &info);
-        size_t n = (size_t)info.ne[0] * (size_t)(info.n_dims > 1 ? info.ne[1] : 1);
-        size_t o = info.offset;
-        slm_adamw_update(t->m->params + o, t->grads + o, t->adam_m + o, t->adam_v + o, n, lr,
-                         t->step + 1, info.n_dims > 1, &t->o.adam);
-    }
-}
-
 static void write_log(slm_trainer *t, const slm_train_progress *p) {
     if (!t->log) return;
     fprintf(t->log, "{\"step\":%d,\"loss\":%.6f", p->step, p->loss);
@@ -278,7 +256,8 @@ slm_status slm_trainer_run_for(slm_trainer *t, int max_steps, slm_err *err) {
                                t->step + 1, p.loss, o->lr);
         p.grad_norm = slm_grad_clip(t->grads, n_params, o->grad_clip);
         p.lr = slm_lr_schedule(t->step, o->warmup, o->steps, o->lr, o->lr_min);
-        optimizer_step(t, p.lr);
+        slm_adamw_step_model(&t->m->cfg, t->m->params, t->grads, t->adam_m, t->adam_v, p.lr, t->step + 1,
+                             &t->o.adam);
         t->step++;
         t->tokens_seen += (uint64_t)B * T * o->accum;
         p.step = t->step;
