@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "train_args.h"
 #include "kernels/blas_threads.h"
 #include "model/model.h"
 #include "task/classifier.h"
@@ -35,11 +36,15 @@ int cmd_distill(int argc, char **argv) {
     int threads = 0, quiet = 0, max_len_given = 0;
     slm_finetune_opts o;
     slm_finetune_opts_default(&o);
+    const train_args ta = {.steps = &o.steps, .epochs = &o.epochs, .batch = &o.batch, .max_len = &o.max_len,
+                           .max_len_min = 1, .max_len_given = &max_len_given, .lr = &o.lr, .seed = &o.seed,
+                           .threads = &threads, .quiet = &quiet};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
             fputs(usage, stdout);
             return 0;
+        } else if (train_args_parse(&ta, argc, argv, &i)) {
         } else if (!strcmp(a, "--teacher")) teacher_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--data")) dir = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--preset")) preset = cli_value(argc, argv, &i);
@@ -47,14 +52,6 @@ int cmd_distill(int argc, char **argv) {
         else if (!strcmp(a, "-o") || !strcmp(a, "--out")) out = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--temperature")) T = (float)cli_double(a, cli_value(argc, argv, &i), 1e-3, 100);
         else if (!strcmp(a, "--alpha")) alpha = (float)cli_double(a, cli_value(argc, argv, &i), 0, 1);
-        else if (!strcmp(a, "--steps")) o.steps = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(a, "--epochs")) o.epochs = (float)cli_double(a, cli_value(argc, argv, &i), 1e-6, 1e6);
-        else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
-        else if (!strcmp(a, "--lr")) o.lr = (float)cli_double(a, cli_value(argc, argv, &i), 1e-9, 10);
-        else if (!strcmp(a, "--max-len")) o.max_len = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536), max_len_given = 1;
-        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
-        else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--quiet")) quiet = 1;
         else cli_die("distill: unknown option '%s' (see slm distill --help)", a);
     }
     if (!teacher_path || !dir || !out) cli_die("distill: --teacher, --data and -o are required (see slm distill --help)");

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
+#include "train_args.h"
 #include "core/timer.h"
 #include "kernels/blas_threads.h"
 #include "model/model.h"
@@ -67,27 +67,19 @@ static const char usage[] =
     "  --threads N            threads (default: all cores)\n"
     "  --quiet                no progress line\n";
 
-typedef struct {
-    int tty, quiet, every;
-} progress_state;
-
 static void on_progress(void *ctx, const slm_finetune_progress *p) {
-    progress_state *ps = ctx;
+    const train_progress *ps = ctx;
     if (ps->quiet) return;
     int validated = !isnan(p->val_loss);
     if (p->chose_pooling >= 0)
         fprintf(stderr, "%spooling: chose %s (validation accuracy last %.4f, mean %.4f)\n", ps->tty ? "\r" : "",
                 slm_pooling_name(p->chose_pooling), p->acc_last, p->acc_mean);
-    int show = ps->tty || validated || p->step == p->steps || p->step % ps->every == 0 || p->step == 1;
-    if (!show) return;
+    if (!train_progress_begin(ps, p->step, p->steps, validated)) return;
     double eta = p->eta_s;
-    fprintf(stderr, "%sstep %d/%d | epoch %.2f | loss %.4f | lr %.2e | %.0f ex/s | eta %.0fs", ps->tty ? "\r" : "",
-            p->step, p->steps, p->epoch, p->loss, p->lr, p->examples_per_s, eta >= 0 && eta < 1e7 ? eta : 0);
+    fprintf(stderr, " | epoch %.2f | loss %.4f | lr %.2e | %.0f ex/s | eta %.0fs", p->epoch, p->loss, p->lr,
+            p->examples_per_s, eta >= 0 && eta < 1e7 ? eta : 0);
     if (validated) fprintf(stderr, " | val loss %.4f acc %.4f", p->val_loss, p->val_acc);
-    if (p->stopped_early) fprintf(stderr, " | early stop");
-    if (!ps->tty || validated || p->step == p->steps || p->stopped_early) fputc('\n', stderr);
-    else fputs("   ", stderr);
-    fflush(stderr);
+    train_progress_end(ps, p->step, p->steps, validated, p->stopped_early);
 }
 
 /* A BPE tokenizer trained on the training texts (one per line). */
@@ -122,11 +114,18 @@ int cmd_finetune(int argc, char **argv) {
     slm_lora_opts lo = {.rank = 0, .alpha = 0, .dropout = 0, .targets = SLM_LORA_Q | SLM_LORA_K | SLM_LORA_V | SLM_LORA_O};
     slm_finetune_opts o;
     slm_finetune_opts_default(&o);
+    const train_args ta = {.steps = &o.steps, .epochs = &o.epochs, .batch = &o.batch, .accum = &o.accum,
+                           .accum_max = 65536, .max_len = &o.max_len, .max_len_min = 1, .lr = &o.lr,
+                           .lr_given = &lr_given, .lr_min = &o.lr_min, .warmup = &o.warmup,
+                           .weight_decay = &o.adam.weight_decay, .grad_clip = &o.grad_clip,
+                           .eval_every = &o.eval_every, .patience = &o.patience, .seed = &o.seed,
+                           .threads = &threads, .quiet = &quiet};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
             fputs(usage, stdout);
             return 0;
+        } else if (train_args_parse(&ta, argc, argv, &i)) {
         } else if (!strcmp(a, "--data")) dir = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--task")) task = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--preset")) preset = cli_value(argc, argv, &i);
@@ -138,27 +137,12 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--log")) log_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--checkpoint")) ckpt = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--checkpoint-every")) ckpt_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
-        else if (!strcmp(a, "--epochs")) o.epochs = (float)cli_double(a, cli_value(argc, argv, &i), 1e-6, 1e6);
-        else if (!strcmp(a, "--steps")) o.steps = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
-        else if (!strcmp(a, "--accum")) o.accum = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
-        else if (!strcmp(a, "--max-len")) o.max_len = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
-        else if (!strcmp(a, "--lr")) o.lr = (float)cli_double(a, cli_value(argc, argv, &i), 1e-9, 10), lr_given = 1;
-        else if (!strcmp(a, "--lr-min")) o.lr_min = (float)cli_double(a, cli_value(argc, argv, &i), 0, 10);
-        else if (!strcmp(a, "--warmup")) o.warmup = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
-        else if (!strcmp(a, "--wd")) o.adam.weight_decay = (float)cli_double(a, cli_value(argc, argv, &i), 0, 10);
-        else if (!strcmp(a, "--clip")) o.grad_clip = (float)cli_double(a, cli_value(argc, argv, &i), 0, 1e9);
         else if (!strcmp(a, "--label-smoothing")) o.label_smoothing = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.999);
         else if (!strcmp(a, "--pooling")) {
             const char *v = cli_value(argc, argv, &i);
             o.pooling = !strcmp(v, "auto") ? SLM_POOL_AUTO : slm_pooling_from_name(v);
             if (o.pooling == -1 && strcmp(v, "auto")) cli_die("--pooling: '%s' is not last, mean or auto", v);
         } else if (!strcmp(a, "--select-frac")) o.select_frac = (float)cli_double(a, cli_value(argc, argv, &i), 0.001, 0.999);
-        else if (!strcmp(a, "--eval-every")) o.eval_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
-        else if (!strcmp(a, "--patience")) o.patience = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
-        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
-        else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--lora")) lo.rank = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else if (!strcmp(a, "--lora-alpha")) lo.alpha = (float)cli_double(a, cli_value(argc, argv, &i), 1e-6, 1e6);
         else if (!strcmp(a, "--lora-dropout")) lo.dropout = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.99);
@@ -234,8 +218,8 @@ int cmd_finetune(int argc, char **argv) {
                 lo.alpha, lora->n_pairs, (double)lora->n_params / 1e6);
     if (log_path && slm_finetune_set_log(t, log_path, &err) != SLM_OK) cli_fail(&err, "--log");
     if (ckpt) slm_finetune_set_checkpoint(t, ckpt, ckpt_every);
-    progress_state ps = {.tty = isatty(2), .quiet = quiet};
-    ps.every = slm_finetune_steps(t) / 50 > 0 ? slm_finetune_steps(t) / 50 : 1;
+    train_progress ps;
+    train_progress_init(&ps, quiet, slm_finetune_steps(t));
     slm_finetune_set_callback(t, on_progress, &ps);
     if (!quiet)
         fprintf(stderr, "model: %d layers, dim %d, %d heads, hidden %d, vocab %d: %.2fM parameters + head %dx%d; "

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
+#include "train_args.h"
 #include "core/file.h"
 #include "core/timer.h"
 #include "kernels/blas_threads.h"
@@ -52,11 +52,6 @@ static const char usage[] =
     "  --threads N            threads (default: all cores)\n"
     "  --quiet                no progress line\n";
 
-typedef struct {
-    int tty, quiet, every;
-    double start;
-} progress_state;
-
 static void fmt_duration(double s, char *buf, size_t n) {
     if (!(s >= 0) || s > 1e7) snprintf(buf, n, "?");
     else if (s < 60) snprintf(buf, n, "%.0fs", s);
@@ -65,20 +60,14 @@ static void fmt_duration(double s, char *buf, size_t n) {
 }
 
 static void on_progress(void *ctx, const slm_train_progress *p) {
-    progress_state *ps = ctx;
-    if (ps->quiet) return;
+    const train_progress *ps = ctx;
     int validated = !isnan(p->val_loss);
-    int show = ps->tty || validated || p->step == p->steps || p->step % ps->every == 0 || p->step == 1;
-    if (!show) return;
+    if (!train_progress_begin(ps, p->step, p->steps, validated)) return;
     char eta[32];
     fmt_duration(p->eta_s, eta, sizeof eta);
-    fprintf(stderr, "%sstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | eta %s", ps->tty ? "\r" : "",
-            p->step, p->steps, p->loss, p->lr, p->tokens_per_s, eta);
+    fprintf(stderr, " | loss %.4f | lr %.2e | %.0f tok/s | eta %s", p->loss, p->lr, p->tokens_per_s, eta);
     if (validated) fprintf(stderr, " | val %.4f (%.3f bits/byte)", p->val_loss, p->val_bpb);
-    if (p->stopped_early) fprintf(stderr, " | early stop");
-    if (!ps->tty || validated || p->step == p->steps || p->stopped_early) fputc('\n', stderr);
-    else fputs("   ", stderr);
-    fflush(stderr);
+    train_progress_end(ps, p->step, p->steps, validated, p->stopped_early);
 }
 
 /* Concatenates the --data files (each ends with a newline) into one buffer. */
@@ -115,12 +104,17 @@ int cmd_train(int argc, char **argv) {
     double val_frac = 0.1;
     slm_train_opts o;
     slm_train_opts_default(&o);
+    const train_args ta = {.steps = &o.steps, .batch = &o.batch, .accum = &o.accum, .accum_max = 4096, .lr = &o.lr,
+                           .lr_min = &o.lr_min, .warmup = &o.warmup, .weight_decay = &o.adam.weight_decay,
+                           .grad_clip = &o.grad_clip, .eval_every = &o.eval_every, .patience = &o.patience,
+                           .seed = &o.seed, .threads = &threads, .quiet = &quiet};
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
             fputs(usage, stdout);
             return 0;
+        } else if (train_args_parse(&ta, argc, argv, &i)) {
         } else if (!strcmp(a, "--data")) {
             if (n_data == 64) cli_die("--data: at most 64 files");
             data_files[n_data++] = (char *)cli_value(argc, argv, &i);
@@ -132,23 +126,10 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--log")) log_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--checkpoint")) ckpt = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--checkpoint-every")) ckpt_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
-        else if (!strcmp(a, "--steps")) o.steps = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else if (!strcmp(a, "--seq")) o.seq_len = (int)cli_long(a, cli_value(argc, argv, &i), 2, 1 << 16);
-        else if (!strcmp(a, "--accum")) o.accum = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
-        else if (!strcmp(a, "--lr")) o.lr = (float)cli_double(a, cli_value(argc, argv, &i), 1e-9, 10);
-        else if (!strcmp(a, "--lr-min")) o.lr_min = (float)cli_double(a, cli_value(argc, argv, &i), 0, 10);
-        else if (!strcmp(a, "--warmup")) o.warmup = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
-        else if (!strcmp(a, "--wd")) o.adam.weight_decay = (float)cli_double(a, cli_value(argc, argv, &i), 0, 10);
-        else if (!strcmp(a, "--clip")) o.grad_clip = (float)cli_double(a, cli_value(argc, argv, &i), 0, 1e9);
         else if (!strcmp(a, "--ctx")) ctx = (int)cli_long(a, cli_value(argc, argv, &i), 2, 1 << 20);
-        else if (!strcmp(a, "--seed")) o.seed = (uint64_t)cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
         else if (!strcmp(a, "--val-frac")) val_frac = cli_double(a, cli_value(argc, argv, &i), 0, 0.5);
-        else if (!strcmp(a, "--eval-every")) o.eval_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
         else if (!strcmp(a, "--eval-windows")) o.eval_windows = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
-        else if (!strcmp(a, "--patience")) o.patience = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
-        else if (!strcmp(a, "--threads")) threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--quiet")) quiet = 1;
         else cli_die("train: unknown option '%s' (see slm train --help)", a);
     }
     if (!n_data) cli_die("train: --data FILE is required (see slm train --help)");
@@ -202,9 +183,9 @@ int cmd_train(int argc, char **argv) {
     if (resume && slm_trainer_resume(tr, src, &err) != SLM_OK) cli_fail(&err, "resume");
     if (log_path && slm_trainer_set_log(tr, log_path, &err) != SLM_OK) cli_fail(&err, "--log");
     if (ckpt) slm_trainer_set_checkpoint(tr, ckpt, ckpt_every);
-    progress_state ps = {.tty = isatty(2), .quiet = quiet, .start = slm_time_now()};
+    train_progress ps = {.start = slm_time_now()};
     const slm_train_opts *eo = slm_trainer_opts(tr);
-    ps.every = eo->steps / 50 > 0 ? eo->steps / 50 : 1;
+    train_progress_init(&ps, quiet, eo->steps);
     slm_trainer_set_callback(tr, on_progress, &ps);
     if (!quiet)
         fprintf(stderr, "model: %d layers, dim %d, %d heads (%d kv), hidden %d, vocab %d: %.2fM parameters; "

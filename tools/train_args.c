@@ -1,0 +1,57 @@
+/* train_args.c: the training commands' common options and progress line (see train_args.h). */
+#include "train_args.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+bool train_args_parse(const train_args *ta, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    if (ta->steps && !strcmp(a, "--steps")) *ta->steps = (int)cli_long(a, cli_value(argc, argv, i), 1, 1 << 30);
+    else if (ta->epochs && !strcmp(a, "--epochs")) *ta->epochs = (float)cli_double(a, cli_value(argc, argv, i), 1e-6, 1e6);
+    else if (ta->batch && !strcmp(a, "--batch")) *ta->batch = (int)cli_long(a, cli_value(argc, argv, i), 1, 4096);
+    else if (ta->accum && !strcmp(a, "--accum"))
+        *ta->accum = (int)cli_long(a, cli_value(argc, argv, i), 1, ta->accum_max);
+    else if (ta->max_len && !strcmp(a, "--max-len")) {
+        *ta->max_len = (int)cli_long(a, cli_value(argc, argv, i), ta->max_len_min, 65536);
+        if (ta->max_len_given) *ta->max_len_given = 1;
+    } else if (ta->lr && !strcmp(a, "--lr")) {
+        *ta->lr = (float)cli_double(a, cli_value(argc, argv, i), 1e-9, 10);
+        if (ta->lr_given) *ta->lr_given = 1;
+    } else if (ta->lr_min && !strcmp(a, "--lr-min")) *ta->lr_min = (float)cli_double(a, cli_value(argc, argv, i), 0, 10);
+    else if (ta->warmup && !strcmp(a, "--warmup")) *ta->warmup = (int)cli_long(a, cli_value(argc, argv, i), 0, 1 << 30);
+    else if (ta->weight_decay && !strcmp(a, "--wd"))
+        *ta->weight_decay = (float)cli_double(a, cli_value(argc, argv, i), 0, 10);
+    else if (ta->grad_clip && !strcmp(a, "--clip")) *ta->grad_clip = (float)cli_double(a, cli_value(argc, argv, i), 0, 1e9);
+    else if (ta->eval_every && !strcmp(a, "--eval-every"))
+        *ta->eval_every = (int)cli_long(a, cli_value(argc, argv, i), 0, 1 << 30);
+    else if (ta->patience && !strcmp(a, "--patience"))
+        *ta->patience = (int)cli_long(a, cli_value(argc, argv, i), 0, 1 << 30);
+    else if (ta->seed && !strcmp(a, "--seed")) *ta->seed = (uint64_t)cli_long(a, cli_value(argc, argv, i), 0, 0x7fffffffL);
+    else if (ta->threads && !strcmp(a, "--threads")) *ta->threads = (int)cli_long(a, cli_value(argc, argv, i), 1, 1024);
+    else if (ta->quiet && !strcmp(a, "--quiet")) *ta->quiet = 1;
+    else return false;
+    return true;
+}
+
+void train_progress_init(train_progress *ps, int quiet, int steps) {
+    ps->tty = isatty(2);
+    ps->quiet = quiet;
+    ps->every = steps / 50 > 0 ? steps / 50 : 1;
+}
+
+bool train_progress_begin(const train_progress *ps, int step, int steps, int validated) {
+    if (ps->quiet) return false;
+    if (!(ps->tty || validated || step == steps || step % ps->every == 0 || step == 1)) return false;
+    fprintf(stderr, "%sstep %d/%d", ps->tty ? "\r" : "", step, steps);
+    return true;
+}
+
+void train_progress_end(const train_progress *ps, int step, int steps, int validated, int stopped_early) {
+    if (stopped_early) fprintf(stderr, " | early stop");
+    if (!ps->tty || validated || step == steps || stopped_early) fputc('\n', stderr);
+    else fputs("   ", stderr);
+    fflush(stderr);
+}
