@@ -41,6 +41,9 @@ typedef struct {
     const char *stopped_by;    /* "length", "eos", "stop", "context" or "callback" */
 } slm_generate_stats;
 
+/* Models with fewer parameters than this generate on the calling thread alone (see generate.c). */
+#define SLM_GENERATE_SERIAL_PARAMS 2000000
+
 /* Receives generated text as it becomes final; return nonzero to stop generating. */
 typedef int (*slm_text_callback)(void *ctx, const char *text, size_t len);
 
