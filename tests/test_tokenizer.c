@@ -9,6 +9,7 @@
 #include "slm.h"
 #include "tokenizer/tokenizer_internal.h"
 #include "util/testutil.h"
+#include "util/vocab_vectors.h"
 
 #define GPT2_VOCAB "data/tokenizer-vectors/ggml-vocab-gpt-2.gguf"
 #define SHAKESPEARE "data/tinyshakespeare/input.txt"
@@ -299,6 +300,10 @@ static void test_pretokenize_covers_invalid_utf8(void **state) {
 
 /* ---- llama.cpp's GPT-2 vectors ---- */
 
+static void round_trip_each(const slm_tokenizer *t, const char *text, size_t len) {
+    round_trip(t, text, len);
+}
+
 static void test_gpt2_vectors_every_line(void **state) {
     (void)state;
     const slm_tokenizer *t = gpt2();
@@ -306,48 +311,10 @@ static void test_gpt2_vectors_every_line(void **state) {
     assert_int_equal(slm_tokenizer_bos(t), 50256);
     assert_int_equal(slm_tokenizer_eos(t), 50256);
     assert_int_equal(slm_tokenizer_unk(t), -1);
-    size_t ilen, olen;
-    char *inp = read_file(GPT2_VOCAB ".inp", &ilen);
-    char *outp = read_file(GPT2_VOCAB ".out", &olen);
-    /* as llama.cpp's test-tokenizer-0 reads them: inputs end at "\n__ggml_vocab_test__\n" (the
-     * newline before the separator is not part of the input); outputs are one line each */
-    static const char sep[] = "\n__ggml_vocab_test__\n";
-    char *ip = inp, *op = outp;
-    int line = 0, failed = 0;
-    while (ip < inp + ilen) {
-        char *end = strstr(ip, sep);
-        assert_non_null(end);
-        size_t n = (size_t)(end - ip);
-        char *eol = strchr(op, '\n');
-        assert_non_null(eol);
-        *eol = 0;
-        int32_t want[512];
-        size_t nw = 0;
-        for (char *s = op, *e;; s = e) {
-            long v = strtol(s, &e, 10);
-            if (e == s) break;
-            assert_true(nw < 512);
-            want[nw++] = (int32_t)v;
-        }
-        int32_t *got;
-        size_t ng;
-        TU_OK(slm_tokenizer_encode(t, ip, n, 0, &got, &ng, tu_err()));
-        line++;
-        if (ng != nw || memcmp(got, want, nw * sizeof *want)) {
-            failed++;
-            fprintf(stderr, "vector %d ('%.*s'): want%s\n  got ", line, (int)n, ip, op);
-            for (size_t i = 0; i < ng; i++) fprintf(stderr, " %d", got[i]);
-            fprintf(stderr, "\n");
-        }
-        free(got);
-        round_trip(t, ip, n);
-        ip = end + sizeof sep - 1;
-        op = eol + 1;
-    }
+    int failed;
+    int line = tu_vocab_vectors(t, GPT2_VOCAB, round_trip_each, &failed);
     assert_int_equal(line, 46);
     if (failed) fail_msg("%d of %d GPT-2 vectors differ (listed above)", failed, line);
-    free(inp);
-    free(outp);
 }
 
 static void test_gpt2_known_ids_and_special_text(void **state) {

@@ -10,15 +10,10 @@
 #include "slm.h"
 #include "tokenizer/tokenizer_internal.h"
 #include "util/testutil.h"
+#include "util/vocab_vectors.h"
 
 #define SPM_VOCAB "data/tokenizer-vectors/ggml-vocab-llama-spm.gguf"
 #define STORIES "data/models/stories260K/stories260K.gguf"
-
-static char *read_file(const char *path, size_t *len) {
-    char *data;
-    if (slm_file_read_all(path, &data, len, tu_err()) != SLM_OK) fail_msg("%s", tu_err_last());
-    return data;
-}
 
 static slm_tokenizer *load(const char *path) {
     slm_tokenizer *t = slm_tokenizer_load_file(path, tu_err());
@@ -65,6 +60,11 @@ static void round_trip(const slm_tokenizer *t, const char *text, size_t len, int
 
 /* ---- llama.cpp's vectors ---- */
 
+static void round_trip_both(const slm_tokenizer *t, const char *text, size_t len) {
+    round_trip(t, text, len, 0);
+    round_trip(t, text, len, 1);
+}
+
 static void test_spm_vectors_every_line(void **state) {
     (void)state;
     slm_tokenizer *t = load(SPM_VOCAB);
@@ -75,49 +75,11 @@ static void test_spm_vectors_every_line(void **state) {
     assert_int_equal(slm_tokenizer_add_bos_default(t), 1);
     assert_int_equal(slm_tokenizer_add_space_prefix(t), 1);
     assert_string_equal(slm_tokenizer_model_name(t), "llama");
-    size_t ilen, olen;
-    char *inp = read_file(SPM_VOCAB ".inp", &ilen);
-    char *outp = read_file(SPM_VOCAB ".out", &olen);
-    /* as llama.cpp's test-tokenizer-0 reads them: inputs end at "\n__ggml_vocab_test__\n";
-     * outputs one line each, tokenized without BOS (add_special false) */
-    static const char sep[] = "\n__ggml_vocab_test__\n";
-    char *ip = inp, *op = outp;
-    int line = 0, failed = 0;
-    while (ip < inp + ilen) {
-        char *end = strstr(ip, sep);
-        assert_non_null(end);
-        size_t n = (size_t)(end - ip);
-        char *eol = strchr(op, '\n');
-        assert_non_null(eol);
-        *eol = 0;
-        int32_t want[512];
-        size_t nw = 0;
-        for (char *s = op, *e;; s = e) {
-            long v = strtol(s, &e, 10);
-            if (e == s) break;
-            assert_true(nw < 512);
-            want[nw++] = (int32_t)v;
-        }
-        int32_t *got;
-        size_t ng;
-        TU_OK(slm_tokenizer_encode(t, ip, n, 0, &got, &ng, tu_err()));
-        line++;
-        if (ng != nw || (nw && memcmp(got, want, nw * sizeof *want))) {
-            failed++;
-            fprintf(stderr, "vector %d ('%.*s'): want%s\n  got ", line, (int)n, ip, op);
-            for (size_t i = 0; i < ng; i++) fprintf(stderr, " %d", got[i]);
-            fprintf(stderr, "\n");
-        }
-        free(got);
-        round_trip(t, ip, n, 0);
-        round_trip(t, ip, n, 1);
-        ip = end + sizeof sep - 1;
-        op = eol + 1;
-    }
+    /* outputs tokenized without BOS (add_special false) */
+    int failed;
+    int line = tu_vocab_vectors(t, SPM_VOCAB, round_trip_both, &failed);
     assert_int_equal(line, 46);
     if (failed) fail_msg("%d of %d llama-spm vectors differ (listed above)", failed, line);
-    free(inp);
-    free(outp);
     slm_tokenizer_free(t);
 }
 
