@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "slm.h"
 #include "task/classifier.h"
@@ -15,6 +14,7 @@
 #include "task/finetune.h"
 #include "task/lora.h"
 #include "task/task_data.h"
+#include "util/synth_task.h"
 #include "util/testutil.h"
 
 /* ---- gradient check ---- */
@@ -120,41 +120,11 @@ static void test_lora_gradient_fd(void **state) {
 
 /* ---- a synthetic task learned with LoRA ---- */
 
-static const char *KEYS[3][2] = {{"card", "pin"}, {"transfer", "wire"}, {"balance", "savings"}};
-static const char *LABS[3] = {"cards", "payments", "accounts"};
-static const char *FILL[] = {"my", "the", "please", "help", "with", "today", "i", "need", "a", "is"};
-
-static void write_split(const char *path, int n, uint64_t seed) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    slm_rng r;
-    slm_rng_seed(&r, seed, 3);
-    for (int i = 0; i < n; i++) {
-        int y = (int)slm_rng_below(&r, 3), len = 3 + (int)slm_rng_below(&r, 4), at = (int)slm_rng_below(&r, (uint32_t)len);
-        fprintf(f, "{\"text\": \"");
-        for (int w = 0; w < len; w++)
-            fprintf(f, "%s%s", w ? " " : "", w == at ? KEYS[y][slm_rng_below(&r, 2)] : FILL[slm_rng_below(&r, 10)]);
-        fprintf(f, "\", \"label\": \"%s\"}\n", LABS[y]);
-    }
-    fclose(f);
-}
-
 static void test_lora_learns_with_frozen_base(void **state) {
     (void)state;
-    const char *dir = tu_tmp_path("lora-synth");
-    char path[512];
-    assert_int_equal(mkdir(dir, 0755), 0);
-    snprintf(path, sizeof path, "%s/train.jsonl", dir);
-    write_split(path, 320, 1);
-    snprintf(path, sizeof path, "%s/val.jsonl", dir);
-    write_split(path, 80, 2);
     slm_task_data d;
-    TU_OK(slm_task_data_load(dir, &d, tu_err()));
     slm_tokenizer *tok;
-    const char *corpus = "my the please help with today i need a is card pin transfer wire balance savings\n";
-    slm_tokenizer_train_opts to = {.vocab_size = 300};
-    TU_OK(slm_tokenizer_train(corpus, strlen(corpus), &to, &tok, tu_err()));
-    TU_OK(slm_task_data_tokenize(&d, tok, 12, tu_err()));
+    tu_synth_task("lora-synth", 320, 80, 12, &d, &tok);
     slm_model_config cfg = {.n_vocab = slm_tokenizer_n_vocab(tok), .dim = 32, .n_layers = 2, .n_heads = 4,
                             .n_kv_heads = 4, .hidden_dim = 64, .ctx_len = 16, .rope_theta = 10000.0f,
                             .norm_eps = 1e-5f, .tied_output = 1};
