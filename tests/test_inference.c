@@ -8,6 +8,7 @@
  * unsupported architecture or tensor type, and that a mapped model refuses to train.
  */
 #include "util/testutil.h"
+#include "util/test_models.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -84,22 +85,7 @@ static void write_typed(slm_model *m, uint32_t type, const char *path, const cha
 }
 
 static slm_model *rand_model(const slm_model_config *cfg, uint64_t seed) {
-    slm_model *m = slm_model_new(cfg, tu_err());
-    assert_non_null(m);
-    slm_rng r;
-    slm_rng_seed(&r, seed, 0);
-    int nt = slm_model_n_tensors(cfg);
-    for (int i = 0; i < nt; i++) {
-        slm_model_tensor_info info;
-        slm_model_tensor_at(cfg, i, &info);
-        float *p = m->params + info.offset;
-        size_t n = info.ne[0] * info.ne[1];
-        for (size_t j = 0; j < n; j++) {
-            float z = slm_rng_normal(&r);
-            p[j] = info.n_dims == 1 ? 1.0f + 0.2f * z : (i == 0 ? 1.0f : 0.15f) * z;
-        }
-    }
-    return m;
+    return tu_rand_model(cfg, seed, 0.15f);
 }
 
 /* Logits of a prompt of n tokens (one batch), then of one more token (a batch of one). */
@@ -319,23 +305,6 @@ static void test_unsupported_type(void **state) {
 
 /* ---- stories260K ---- */
 
-static size_t append_piece(char *out, size_t len, size_t cap, const char *p, size_t n) {
-    if (n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') {
-        if (len + 1 < cap) out[len++] = (char)strtol((char[3]){p[3], p[4], 0}, NULL, 16);
-        return len;
-    }
-    for (size_t i = 0; i < n && len + 1 < cap; i++) {
-        if (i + 2 < n && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
-            (unsigned char)p[i + 2] == 0x81) {
-            out[len++] = ' ';
-            i += 2;
-        } else {
-            out[len++] = p[i];
-        }
-    }
-    return len;
-}
-
 static const char stories_expected[] =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
     "One day, she saw a big, red ball. She wanted to play with it, but it was too high.";
@@ -360,7 +329,7 @@ static void stories_greedy(const char *path, slm_pool *pool) {
         for (int v = 1; v < m->cfg.n_vocab; v++)
             if (z[v] > z[best]) best = v;
         size_t before = len;
-        len = append_piece(text, len, sizeof text, tokens->arr_strs[best].ptr, tokens->arr_strs[best].len);
+        len = tu_append_spm_piece(text, len, sizeof text, tokens->arr_strs[best].ptr, tokens->arr_strs[best].len);
         if (pos == 0 && len > before && text[before] == ' ') {
             memmove(text + before, text + before + 1, len - before - 1);
             len--;

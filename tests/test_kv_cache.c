@@ -16,6 +16,7 @@
 #include "model/workspace.h" /* SLM_ATT_KTILE; to force the attention split across threads */
 #include "tokenizer/tokenizer.h"
 #include "util/testutil.h"
+#include "util/test_models.h"
 
 /* ---- conversions ---- */
 
@@ -94,22 +95,7 @@ static slm_model_config small_cfg(void) {
 }
 
 static slm_model *rand_model(const slm_model_config *cfg, uint64_t seed) {
-    slm_model *m = slm_model_new(cfg, tu_err());
-    assert_non_null(m);
-    slm_rng r;
-    slm_rng_seed(&r, seed, 0);
-    int nt = slm_model_n_tensors(cfg);
-    for (int i = 0; i < nt; i++) {
-        slm_model_tensor_info info;
-        slm_model_tensor_at(cfg, i, &info);
-        float *p = m->params + info.offset;
-        size_t n = info.ne[0] * info.ne[1];
-        for (size_t j = 0; j < n; j++) {
-            float z = slm_rng_normal(&r);
-            p[j] = info.n_dims == 1 ? 1.0f + 0.2f * z : (i == 0 ? 1.0f : 0.3f) * z;
-        }
-    }
-    return m;
+    return tu_rand_model(cfg, seed, 0.3f);
 }
 
 /* Two sequences through one cache: seq 1 gets a prompt of P tokens in one batch (the batched

@@ -14,6 +14,7 @@
 #include "kernels/blas_threads.h"
 #include "model/workspace.h" /* to force or forbid the pool splits */
 #include "util/testutil.h"
+#include "util/test_models.h"
 
 #define FD_EPS 1e-2   /* step for parameters of scale ~0.3-1 */
 #define FD_TOL 2e-3   /* |fd - g| <= FD_TOL · (max|g| of the tensor) + FD_TOL · |g| */
@@ -51,22 +52,7 @@ static slm_model_config tiny_cfg(int tied) {
 /* Parameters of scale ~0.4 (weights) and ~1 (norms, embedding) so activations and gradients are
  * O(1)-ish and finite differences are well conditioned. */
 static slm_model *rand_model(const slm_model_config *cfg, uint64_t seed) {
-    slm_model *m = slm_model_new(cfg, tu_err());
-    assert_non_null(m);
-    slm_rng r;
-    slm_rng_seed(&r, seed, 0);
-    int nt = slm_model_n_tensors(cfg);
-    for (int i = 0; i < nt; i++) {
-        slm_model_tensor_info info;
-        slm_model_tensor_at(cfg, i, &info);
-        float *p = m->params + info.offset;
-        size_t n = info.ne[0] * info.ne[1];
-        for (size_t j = 0; j < n; j++) {
-            float z = slm_rng_normal(&r);
-            p[j] = info.n_dims == 1 ? 1.0f + 0.2f * z : (i == 0 ? 1.0f : 0.4f) * z;
-        }
-    }
-    return m;
+    return tu_rand_model(cfg, seed, 0.4f);
 }
 
 static void random_tokens(tbatch *t, int n_seq, int len, int V, uint64_t seed) {
@@ -736,24 +722,6 @@ static void test_gguf_load_types_and_errors(void **state) {
 
 /* ---- the real model: stories260K ---- */
 
-/* Appends the text of one SentencePiece piece: U+2581 is a space, <0xNN> a byte. */
-static size_t append_piece(char *out, size_t len, size_t cap, const char *p, size_t n) {
-    if (n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') {
-        if (len + 1 < cap) out[len++] = (char)strtol((char[3]){p[3], p[4], 0}, NULL, 16);
-        return len;
-    }
-    for (size_t i = 0; i < n && len + 1 < cap; i++) {
-        if (i + 2 < n && (unsigned char)p[i] == 0xE2 && (unsigned char)p[i + 1] == 0x96 &&
-            (unsigned char)p[i + 2] == 0x81) {
-            out[len++] = ' ';
-            i += 2;
-        } else {
-            out[len++] = p[i];
-        }
-    }
-    return len;
-}
-
 static void test_stories260k_greedy(void **state) {
     (void)state;
     static const char expected[] =
@@ -792,7 +760,7 @@ static void test_stories260k_greedy(void **state) {
             if (z[v] > z[best]) best = v;
         const slm_gguf_str *piece = &tokens->arr_strs[best];
         size_t before = len;
-        len = append_piece(text, len, sizeof text, piece->ptr, piece->len);
+        len = tu_append_spm_piece(text, len, sizeof text, piece->ptr, piece->len);
         if (pos == 0 && len > before && text[before] == ' ') { /* no leading space after BOS */
             memmove(text + before, text + before + 1, len - before - 1);
             len--;
