@@ -94,3 +94,16 @@ void cli_print_quoted(const char *s, size_t n, size_t max) {
     }
     putchar('"');
 }
+
+void cli_open_model(const char *path, cli_model *cm) {
+    slm_err err;
+    if (!(cm->g = slm_gguf_open(path, &err))) cli_fail(&err, "reading model");
+    if (!(cm->tok = slm_tokenizer_load(cm->g, &err))) cli_fail(&err, path);
+    if (!(cm->m = slm_model_load_mapped(cm->g, &err))) cli_fail(&err, path);
+}
+
+void cli_close_model(cli_model *cm) {
+    slm_model_free(cm->m);
+    slm_tokenizer_free(cm->tok);
+    slm_gguf_close(cm->g);
+}

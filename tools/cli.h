@@ -11,6 +11,9 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 /* Subcommands: argv[0] is the subcommand's name. Each returns the process exit status. */
 int cmd_info(int argc, char **argv);
@@ -47,5 +50,15 @@ double cli_double(const char *opt, const char *s, double min, double max);
  * characters and invalid bytes escaped (\n, \t, \r, \xNN). With max > 0, stops after max
  * source bytes at a character boundary and ends with "...". */
 void cli_print_quoted(const char *s, size_t n, size_t max);
+
+/* A model file opened for inference: the mapped GGUF, its tokenizer and its model (weights read
+ * where they lie). cli_open_model dies with the file's name on any error. */
+typedef struct {
+    slm_gguf *g;
+    slm_tokenizer *tok;
+    slm_model *m;
+} cli_model;
+void cli_open_model(const char *path, cli_model *cm);
+void cli_close_model(cli_model *cm);
 
 #endif

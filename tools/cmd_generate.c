@@ -116,12 +116,11 @@ int cmd_generate(int argc, char **argv) {
     slm_blas_set_threads(threads);
     slm_pool *pool = slm_pool_new(threads, &err);
     if (!pool) cli_fail(&err, "threads");
-    slm_gguf *g = slm_gguf_open(model_path, &err);
-    if (!g) cli_fail(&err, "reading model");
-    slm_tokenizer *tok = slm_tokenizer_load(g, &err);
-    if (!tok) cli_fail(&err, model_path);
-    slm_model *m = slm_model_load_mapped(g, &err); /* weights read where they lie, any block type */
-    if (!m) cli_fail(&err, model_path);
+    cli_model cm;
+    cli_open_model(model_path, &cm);
+    slm_gguf *g = cm.g;
+    slm_tokenizer *tok = cm.tok;
+    slm_model *m = cm.m;
 
     char *rendered = NULL;
     if ((system_msg || template_name) && !chat) cli_die("generate: --system and --chat-template go with --chat");
@@ -149,9 +148,7 @@ int cmd_generate(int argc, char **argv) {
                 "(%.1f tok/s); stopped by %s\n", st.prompt_tokens, st.prompt_s * 1e3,
                 st.prompt_s > 0 ? st.prompt_tokens / st.prompt_s : 0.0, st.generated_tokens, st.generate_s,
                 st.generate_s > 0 ? st.generated_tokens / st.generate_s : 0.0, st.stopped_by);
-    slm_model_free(m);
-    slm_tokenizer_free(tok);
-    slm_gguf_close(g);
+    cli_close_model(&cm);
     slm_pool_free(pool);
     free(file_prompt);
     free(rendered);

@@ -57,12 +57,10 @@ int cmd_perplexity(int argc, char **argv) {
     slm_blas_set_threads(1);
     slm_pool *pool = slm_pool_new(threads, &err);
     if (!pool) cli_fail(&err, "threads");
-    slm_gguf *g = slm_gguf_open(model_path, &err);
-    if (!g) cli_fail(&err, "reading model");
-    slm_tokenizer *tok = slm_tokenizer_load(g, &err);
-    if (!tok) cli_fail(&err, model_path);
-    slm_model *m = slm_model_load_mapped(g, &err);
-    if (!m) cli_fail(&err, model_path);
+    cli_model cm;
+    cli_open_model(model_path, &cm);
+    slm_tokenizer *tok = cm.tok;
+    slm_model *m = cm.m;
     slm_gguf *rg = NULL;
     slm_model *ref = NULL;
     if (ref_path) {
@@ -105,9 +103,7 @@ int cmd_perplexity(int argc, char **argv) {
     free(text);
     slm_model_free(ref);
     slm_gguf_close(rg);
-    slm_model_free(m);
-    slm_tokenizer_free(tok);
-    slm_gguf_close(g);
+    cli_close_model(&cm);
     slm_pool_free(pool);
     return 0;
 }
