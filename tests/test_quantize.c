@@ -295,6 +295,40 @@ static void test_stories260K_fallbacks(void **state) {
     slm_gguf_close(g);
 }
 
+/* A quantized file loads as an fp32 model to train from (slm finetune --init of the committed
+ * Q8_0 base): every parameter equals the F32 original within Q8_0's error (one step of the
+ * block's scale, amax/127, per element). */
+static void test_quantized_file_loads_as_fp32(void **state) {
+    (void)state;
+    const char *in = "data/models/stories260K/stories260K.gguf";
+    FILE *f = fopen(in, "rb");
+    if (!f) skip();
+    fclose(f);
+    slm_quantize_opts o = {.type = SLM_GGML_Q8_0};
+    const char *out = tu_tmp_path("s260_q8_for_fp32.gguf");
+    TU_OK(slm_quantize_file(in, out, &o, NULL, tu_err()));
+    slm_gguf *ga = slm_gguf_open(in, tu_err()), *gb = slm_gguf_open(out, tu_err());
+    assert_true(ga && gb);
+    slm_model *a = slm_model_load(ga, tu_err()), *b = slm_model_load(gb, tu_err());
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(a->n_params, b->n_params);
+    double worst = 0, amax = 0;
+    size_t differ = 0;
+    for (size_t i = 0; i < a->n_params; i++) {
+        double d = fabs((double)a->params[i] - b->params[i]);
+        if (d > worst) worst = d;
+        if (fabs(a->params[i]) > amax) amax = fabs(a->params[i]);
+        differ += d > 0;
+    }
+    assert_true(differ > 0);                /* really quantized, not copied */
+    assert_true(worst <= amax / 127.0 + 1e-6); /* and within a quantization step of the largest block */
+    slm_model_free(a);
+    slm_model_free(b);
+    slm_gguf_close(ga);
+    slm_gguf_close(gb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_target),
@@ -302,6 +336,7 @@ int main(void) {
         cmocka_unit_test(test_bad_arguments_error_clearly),
         cmocka_unit_test(test_quantized_source),
         cmocka_unit_test(test_stories260K_fallbacks),
+        cmocka_unit_test(test_quantized_file_loads_as_fp32),
     };
     return cmocka_run_group_tests_name("quantize", tests, setup, teardown);
 }

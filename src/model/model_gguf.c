@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "quant/quant.h"
 
 slm_status slm_model_config_from_gguf(const slm_gguf *g, slm_model_config *cfg, slm_err *err) {
     slm_status st = slm_model_config_read(g, cfg, err);
@@ -70,9 +71,13 @@ slm_model *slm_model_load(const slm_gguf *g, slm_err *err) {
                 memcpy(&h, src + 2 * j, sizeof h);
                 dst[j] = slm_f16_to_f32(h);
             }
+        } else if (slm_quant_get(t->type) && slm_quant_get(t->type)->to_float) {
+            /* a quantized file (e.g. the committed Q8_0 base) dequantized to train from; the
+             * reader checked nbytes against type and shape, the shape is checked above */
+            slm_quant_get(t->type)->to_float(t->data, dst, (int64_t)count);
         } else {
             const char *tn = slm_ggml_type_name(t->type);
-            slm_err_set(err, SLM_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s (%u); only f32 and f16 load",
+            slm_err_set(err, SLM_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s (%u); only f32, f16 and types with a dequantizer load",
                         name, info.name, tn ? tn : "unknown", t->type);
             goto fail;
         }
