@@ -1,5 +1,6 @@
 /* test_data.c: the data stage — CSV/JSONL readers, cleaning, PII, dedup, split, SHA-256, the
- * card's accounting, --on-error fail, atomic outputs, and the whole pipeline on Banking77. */
+ * card's accounting, --on-error fail, atomic outputs, held-out labels (ood.jsonl), and the whole
+ * pipeline on Banking77. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,8 @@ static long count_lines(const char *s) {
     return n;
 }
 
-/* rows_read = malformed + dropped_* + sum of split rows, from card.json itself */
+/* rows_read = malformed + dropped_* + held_out + sum of split rows, from card.json itself (and for
+ * --test: rows_read = malformed + dropped_empty + held_out + rows) */
 static void assert_card_adds_up(const char *dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s/card.json", dir);
@@ -75,7 +77,24 @@ static void assert_card_adds_up(const char *dir) {
     assert_int_equal(jnum(c, "kept"), sum);
     assert_int_equal(jnum(c, "rows_read"), jnum(c, "malformed") + jnum(c, "dropped_empty") +
                                                jnum(c, "dropped_too_short") + jnum(c, "dropped_too_long") +
-                                               jnum(c, "dropped_duplicate") + sum);
+                                               jnum(c, "dropped_duplicate") + jnum(c, "held_out") + sum);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(card, "test");
+    if (t) {
+        assert_int_equal(jnum(t, "kept"), jnum(t, "rows"));
+        assert_int_equal(jnum(t, "rows_read"),
+                         jnum(t, "malformed") + jnum(t, "dropped_empty") + jnum(t, "held_out") + jnum(t, "rows"));
+    }
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(card, "held_out");
+    char *ood = read_text(dir, "ood.jsonl");
+    if (h) {
+        assert_int_equal(jnum(h, "from_inputs"), jnum(c, "held_out"));
+        assert_int_equal(jnum(h, "from_test"), t ? jnum(t, "held_out") : 0);
+        assert_int_equal(jnum(h, "rows"), jnum(h, "from_inputs") + jnum(h, "from_test"));
+        assert_int_equal(count_lines(ood), jnum(h, "rows"));
+    } else {
+        assert_int_equal(jnum(c, "held_out"), 0);
+    }
+    free(ood);
     cJSON_Delete(card);
 }
 
@@ -530,6 +549,248 @@ static void test_official_test_file_and_leakage(void **state) {
     slm_data_stats_free(&st);
 }
 
+/* ---- held-out labels (open-set evaluation) ---- */
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* 4 labels; a duplicate (of a pin row, dropped) and an empty row (dropped) keep the counts honest */
+static const char hold_train[] =
+    "text,label\n"
+    "what is my balance,balance\n"
+    "show my balance please,balance\n"
+    "balance on savings,balance\n"
+    "how much money do I have,balance\n"
+    "card has not arrived,card\n"
+    "where is my new card,card\n"
+    "card delivery is late,card\n"
+    "track my card,card\n"
+    "how do I reset my pin,pin\n"
+    "I forgot my PIN,pin\n"
+    "pin locked after three tries,pin\n"
+    "how do I reset my pin,pin\n"
+    "change my pin online,pin\n"
+    "send money to a friend,transfer\n"
+    "transfer to another bank,transfer\n"
+    ",transfer\n"
+    "my transfer is pending,transfer\n"
+    "cancel a transfer,transfer\n";
+static const char hold_test[] =
+    "text,label\n"
+    "balance right now,balance\n"
+    "new pin please,pin\n"
+    "pin blocked,pin\n"
+    "card still missing,card\n"
+    "transfer failed,transfer\n";
+
+/* Parses every line of DIR/NAME as a classify record (as slm eval --data/--ood reads them); returns
+ * the number of lines and counts in *n_label those whose label is `label`. */
+static long read_labels(const char *dir, const char *name, const char *label, long *n_label) {
+    char *d = read_text(dir, name);
+    assert_non_null(d);
+    slm_data_keys k = {"text", "label", "prompt", "completion", "messages"};
+    long n = 0;
+    *n_label = 0;
+    for (char *line = d, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        assert_non_null(nl);
+        slm_data_record r;
+        char why[200];
+        slm_data_task t = SLM_TASK_CLASSIFY;
+        assert_int_equal(slm_jsonl_parse(line, (size_t)(nl - line), &t, &k, &r, why, sizeof why), SLM_OK);
+        n++;
+        *n_label += !strcmp(r.label, label);
+        slm_data_record_free(&r);
+    }
+    free(d);
+    return n;
+}
+
+static void test_hold_out_label_goes_to_ood(void **state) {
+    (void)state;
+    const char *in = tu_tmp_path("hold_train.csv"), *te = tu_tmp_path("hold_test.csv");
+    const char *out = tu_tmp_path("hold_out");
+    write_file(in, hold_train);
+    write_file(te, hold_test);
+    slm_data_prepare_opts o;
+    opts_for(&o, in, out);
+    o.test_path = te;
+    o.shares[0] = 0.5, o.shares[1] = 0.5;
+    o.hold_out = " pin ,pin"; /* names are trimmed, a repeat counts once */
+    slm_data_stats st;
+    TU_OK(slm_data_prepare(&o, &st, tu_err()));
+    assert_int_equal(st.n_held, 1);
+    assert_string_equal(st.held[0], "pin");
+    assert_int_equal(st.n_labels, 3);
+    assert_int_equal(st.main.rows_read, 18);
+    assert_int_equal(st.main.dropped_duplicate, 1);
+    assert_int_equal(st.main.dropped_empty, 1);
+    assert_int_equal(st.ood_rows, 4); /* 5 pin rows, one a duplicate */
+    assert_int_equal(st.split_rows[0] + st.split_rows[1], 12);
+    assert_int_equal(st.ood_test_rows, 2);
+    assert_int_equal(st.test_rows, 3);
+    assert_int_equal(st.held_counts[0], 4);
+    assert_int_equal(st.held_counts[1], 2);
+    assert_int_equal(st.n_unseen, 0);
+    slm_data_stats_free(&st);
+    /* exactly the pin rows (input and test) in ood.jsonl, none anywhere else */
+    long n_pin;
+    assert_int_equal(read_labels(out, "ood.jsonl", "pin", &n_pin), 6);
+    assert_int_equal(n_pin, 6);
+    char *ood = read_text(out, "ood.jsonl");
+    assert_non_null(strstr(ood, "{\"text\":\"I forgot my PIN\",\"label\":\"pin\"}"));
+    assert_non_null(strstr(ood, "{\"text\":\"pin blocked\",\"label\":\"pin\"}"));
+    free(ood);
+    static const char *const splits[3] = {"train.jsonl", "val.jsonl", "test.jsonl"};
+    long rows = 0;
+    for (int k = 0; k < 3; k++) {
+        rows += read_labels(out, splits[k], "pin", &n_pin);
+        assert_int_equal(n_pin, 0);
+    }
+    assert_int_equal(rows, 12 + 3);
+    char *labels = read_text(out, "labels.txt");
+    assert_string_equal(labels, "balance\ncard\ntransfer\n");
+    free(labels);
+    assert_card_adds_up(out);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/card.json", out);
+    cJSON *card = read_json(path);
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(card, "held_out");
+    assert_non_null(h);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(h, "chosen")->valuestring, "given");
+    const cJSON *hl = cJSON_GetObjectItemCaseSensitive(h, "labels");
+    assert_int_equal(cJSON_GetArraySize(hl), 1);
+    assert_string_equal(cJSON_GetArrayItem(hl, 0)->valuestring, "pin");
+    assert_int_equal(jnum(h, "rows"), 6);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(card, "labels")), 3);
+    cJSON_Delete(card);
+
+    /* a label only the test file has can be held out: its rows leave test.jsonl */
+    const char *te2 = tu_tmp_path("hold_test2.csv"), *out2 = tu_tmp_path("hold_out2");
+    write_file(te2, "text,label\nwhat is the fx rate,exchange\nsend abroad,transfer\n");
+    o.test_path = te2;
+    o.out_dir = out2;
+    o.hold_out = "exchange";
+    TU_OK(slm_data_prepare(&o, &st, tu_err()));
+    assert_int_equal(st.n_labels, 4);
+    assert_int_equal(st.ood_rows, 0);
+    assert_int_equal(st.ood_test_rows, 1);
+    assert_int_equal(st.test_rows, 1);
+    assert_int_equal(st.n_unseen, 0);
+    slm_data_stats_free(&st);
+    assert_card_adds_up(out2);
+}
+
+static void test_hold_out_random_is_seeded(void **state) {
+    (void)state;
+    const char *in = tu_tmp_path("hold_train.csv"), *out = tu_tmp_path("hold_rand");
+    write_file(in, hold_train);
+    /* the same rows in another order: the choice depends on the label set only */
+    const char *in_rev = tu_tmp_path("hold_train_rev.csv");
+    {
+        char buf[sizeof hold_train], rev[sizeof hold_train] = "text,label\n";
+        memcpy(buf, hold_train, sizeof buf);
+        char *lines[32];
+        int n = 0;
+        for (char *l = strchr(buf, '\n') + 1; *l; l = strchr(l, '\n') + 1) lines[n++] = l;
+        for (int i = n - 1; i >= 0; i--) strncat(rev, lines[i], (size_t)(strchr(lines[i], '\n') - lines[i] + 1));
+        write_file(in_rev, rev);
+    }
+    slm_data_prepare_opts o;
+    opts_for(&o, in, out);
+    o.shares[0] = 0.5, o.shares[1] = 0.5;
+    o.hold_out_random = 2;
+    o.seed = 7;
+    slm_data_stats a, b, c;
+    TU_OK(slm_data_prepare(&o, &a, tu_err()));
+    assert_int_equal(a.n_held, 2);
+    assert_int_equal(a.n_labels, 2);
+    assert_true(strcmp(a.held[0], a.held[1]) < 0);
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < a.n_labels; l++) assert_string_not_equal(a.held[h], a.labels[l]);
+    assert_int_equal(a.ood_rows + a.split_rows[0] + a.split_rows[1], 16);
+    assert_card_adds_up(out);
+    o.inputs[0] = in_rev;
+    TU_OK(slm_data_prepare(&o, &b, tu_err()));
+    assert_int_equal(b.n_held, 2);
+    assert_string_equal(a.held[0], b.held[0]);
+    assert_string_equal(a.held[1], b.held[1]);
+    slm_data_stats_free(&b);
+    o.out_dir = tu_tmp_path("hold_rand_other");
+    int differs = 0;
+    for (uint64_t seed = 1; seed <= 20 && !differs; seed++) {
+        if (seed == 7) continue;
+        o.seed = seed;
+        TU_OK(slm_data_prepare(&o, &c, tu_err()));
+        differs = strcmp(a.held[0], c.held[0]) || strcmp(a.held[1], c.held[1]);
+        slm_data_stats_free(&c);
+    }
+    assert_true(differs);
+    slm_data_stats_free(&a);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/card.json", out);
+    cJSON *card = read_json(path);
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(card, "held_out");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(h, "chosen")->valuestring, "random");
+    assert_int_equal(jnum(cJSON_GetObjectItemCaseSensitive(card, "options"), "hold_out_random"), 2);
+    cJSON_Delete(card);
+}
+
+static void test_hold_out_errors_name_the_labels(void **state) {
+    (void)state;
+    const char *in = tu_tmp_path("hold_train.csv"), *out = tu_tmp_path("hold_err");
+    write_file(in, hold_train);
+    slm_data_prepare_opts o;
+    opts_for(&o, in, out);
+    o.shares[0] = 0.5, o.shares[1] = 0.5;
+    slm_data_stats st;
+    slm_err e;
+    o.hold_out = "pin,loans";
+    assert_int_equal(slm_data_prepare(&o, &st, &e), SLM_ERR_ARG);
+    slm_data_stats_free(&st);
+    assert_non_null(strstr(e.msg, "'loans'"));
+    assert_non_null(strstr(e.msg, "balance, card, pin, transfer")); /* the labels there are */
+    o.hold_out = "transfer,pin,card,balance";
+    assert_int_equal(slm_data_prepare(&o, &st, &e), SLM_ERR_ARG);
+    slm_data_stats_free(&st);
+    assert_non_null(strstr(e.msg, "every label"));
+    assert_non_null(strstr(e.msg, "balance, card, pin, transfer"));
+    o.hold_out = "transfer,pin,card";
+    assert_int_equal(slm_data_prepare(&o, &st, &e), SLM_ERR_ARG);
+    slm_data_stats_free(&st);
+    assert_non_null(strstr(e.msg, "only the label 'balance'"));
+    o.hold_out = "pin,,card";
+    assert_int_equal(slm_data_prepare(&o, &st, &e), SLM_ERR_ARG);
+    slm_data_stats_free(&st);
+    assert_non_null(strstr(e.msg, "empty label name"));
+    o.hold_out = NULL;
+    o.hold_out_random = 4;
+    assert_int_equal(slm_data_prepare(&o, &st, &e), SLM_ERR_ARG);
+    slm_data_stats_free(&st);
+    assert_non_null(strstr(e.msg, "every label"));
+    o.hold_out_random = 3;
+    assert_int_equal(slm_data_prepare(&o, &st, &e), SLM_ERR_ARG);
+    slm_data_stats_free(&st);
+    assert_non_null(strstr(e.msg, "at least 2 must remain"));
+    o.hold_out = "pin";
+    o.hold_out_random = 1;
+    assert_int_equal(slm_data_prepare(&o, &st, &e), SLM_ERR_ARG);
+    slm_data_stats_free(&st);
+    /* no labels to hold out in generate data */
+    o.hold_out_random = 0;
+    o.inputs[0] = FIX "generate.jsonl";
+    assert_int_equal(slm_data_prepare(&o, &st, &e), SLM_ERR_ARG);
+    slm_data_stats_free(&st);
+    assert_non_null(strstr(e.msg, "classify"));
+    /* nothing was written by any of these */
+    char *tr = read_text(out, "train.jsonl");
+    assert_null(tr);
+}
+
 /* ---- Banking77 ---- */
 
 static void test_banking77(void **state) {
@@ -593,6 +854,9 @@ int main(void) {
         cmocka_unit_test(test_pii_positives_and_negatives),
         cmocka_unit_test(test_split_stratified_deterministic),
         cmocka_unit_test(test_official_test_file_and_leakage),
+        cmocka_unit_test(test_hold_out_label_goes_to_ood),
+        cmocka_unit_test(test_hold_out_random_is_seeded),
+        cmocka_unit_test(test_hold_out_errors_name_the_labels),
         cmocka_unit_test(test_banking77),
     };
     return cmocka_run_group_tests_name("data", tests, NULL, NULL);

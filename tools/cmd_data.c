@@ -34,6 +34,12 @@ static const char usage[] =
     "  --test FILE                     an official test set: cleaned into DIR/test.jsonl, not split;\n"
     "                                  rows also in train are reported (leakage)\n"
     "\n"
+    "open-set evaluation (classify):\n"
+    "  --hold-out LABEL[,LABEL...]     rows of these labels (inputs and --test) go to DIR/ood.jsonl,\n"
+    "                                  not to the splits or labels.txt; for slm eval --ood\n"
+    "  --hold-out-random N             hold out N labels chosen by --seed (same seed and labels,\n"
+    "                                  same choice); at least 2 labels must remain\n"
+    "\n"
     "  -o, --out DIR                   output directory (created if missing)\n"
     "  --quiet                         no progress or per-row messages\n";
 
@@ -62,10 +68,11 @@ static void print_summary(const slm_data_prepare_opts *o, const slm_data_stats *
     const slm_data_counts *c = &s->main;
     long kept = 0;
     for (int k = 0; k < s->n_splits; k++) kept += s->split_rows[k];
-    printf("task %s: %ld rows read, %ld malformed, %ld empty, %ld too short, %ld too long, %ld duplicate"
-           " -> %ld kept\n",
+    printf("task %s: %ld rows read, %ld malformed, %ld empty, %ld too short, %ld too long, %ld duplicate",
            slm_data_task_name(s->task), c->rows_read, c->malformed, c->dropped_empty, c->dropped_too_short,
-           c->dropped_too_long, c->dropped_duplicate, kept);
+           c->dropped_too_long, c->dropped_duplicate);
+    if (s->n_held) printf(", %ld held out", s->ood_rows);
+    printf(" -> %ld kept\n", kept);
     if (c->label_conflicts) printf("  %ld duplicates had a different label than the row kept\n", c->label_conflicts);
     if (o->scrub_pii)
         printf("  PII replaced: %ld email, %ld phone, %ld card\n", c->pii.email, c->pii.phone, c->pii.card);
@@ -73,14 +80,24 @@ static void print_summary(const slm_data_prepare_opts *o, const slm_data_stats *
     for (int k = 0; k < s->n_splits; k++) printf("  %-5s %ld rows\n", names[k], s->split_rows[k]);
     if (s->task == SLM_TASK_CLASSIFY) printf("  %d labels\n", s->n_labels);
     if (s->has_test) {
-        printf("test %s: %ld rows read, %ld malformed, %ld empty -> %ld rows; %ld also in train",
-               s->inputs[s->n_inputs - 1].path, s->test.rows_read, s->test.malformed, s->test.dropped_empty,
-               s->test_rows, s->test_leaked);
+        printf("test %s: %ld rows read, %ld malformed, %ld empty", s->inputs[s->n_inputs - 1].path, s->test.rows_read,
+               s->test.malformed, s->test.dropped_empty);
+        if (s->n_held) printf(", %ld held out", s->ood_test_rows);
+        printf(" -> %ld rows; %ld also in train", s->test_rows, s->test_leaked);
         if (s->n_unseen) printf("; %d labels not in train", s->n_unseen);
         printf("\n");
     }
-    printf("wrote %s/{train,val%s.jsonl%s, card.json}\n", o->out_dir, s->n_splits == 3 || s->has_test ? ",test" : "",
-           s->task == SLM_TASK_CLASSIFY ? ", labels.txt" : "");
+    if (s->n_held) {
+        if (o->hold_out) printf("held out %d labels (given):", s->n_held);
+        else printf("held out %d labels (random, seed %llu):", s->n_held, (unsigned long long)o->seed);
+        for (int h = 0; h < s->n_held; h++) printf("%s %s", h ? "," : "", s->held[h]);
+        printf("\n  %ld rows to ood.jsonl: %ld from the inputs, %ld from the test file", s->ood_rows + s->ood_test_rows,
+               s->ood_rows, s->ood_test_rows);
+        if (s->ood_test_leaked) printf(" (%ld with a text also in train)", s->ood_test_leaked);
+        printf("\n");
+    }
+    printf("wrote %s/{train,val%s%s.jsonl%s, card.json}\n", o->out_dir, s->n_splits == 3 || s->has_test ? ",test" : "",
+           s->n_held ? ",ood" : "", s->task == SLM_TASK_CLASSIFY ? ", labels.txt" : "");
 }
 
 static int data_prepare(int argc, char **argv) {
@@ -117,6 +134,8 @@ static int data_prepare(int argc, char **argv) {
         } else if (!strcmp(a, "--keep-duplicates")) o.keep_duplicates = 1;
         else if (!strcmp(a, "--lowercase-dedup")) o.lowercase_dedup = 1;
         else if (!strcmp(a, "--test")) o.test_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--hold-out")) o.hold_out = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--hold-out-random")) o.hold_out_random = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
         else if (!strcmp(a, "-o") || !strcmp(a, "--out")) o.out_dir = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--quiet")) rc.quiet = 1;
         else if (a[0] == '-' && a[1]) cli_die("data prepare: unknown option '%s' (see slm data prepare --help)", a);
@@ -128,6 +147,7 @@ static int data_prepare(int argc, char **argv) {
     if (!o.n_inputs) cli_die("data prepare: give an input file (see slm data prepare --help)");
     if (!o.out_dir) cli_die("data prepare: -o DIR is required (see slm data prepare --help)");
     if (o.max_chars && o.min_chars > o.max_chars) cli_die("data prepare: --min-chars is above --max-chars");
+    if (o.hold_out && o.hold_out_random) cli_die("data prepare: give --hold-out or --hold-out-random, not both");
     if (o.test_path && o.n_shares == 3)
         cli_die("data prepare: --test gives the test set; split into train,val only (e.g. --split 0.9,0.1)");
     o.on_malformed = on_malformed;

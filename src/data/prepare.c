@@ -8,12 +8,15 @@
 #include <sys/stat.h>
 
 #include "core/file.h"
+#include "core/rng.h"
 #include "data/clean.h"
 #include "data/csv.h"
 #include "data/dedup.h"
 #include "data/sha256.h"
 
 #define PROGRESS_EVERY 50000
+#define SPLIT_OOD 0xFF                         /* split[] of a row with a held-out label */
+#define HOLD_OUT_STREAM 0x686f6c646f7574ULL    /* "holdout": the rng stream of --hold-out-random */
 
 void slm_data_prepare_opts_default(slm_data_prepare_opts *o) {
     memset(o, 0, sizeof *o);
@@ -38,6 +41,7 @@ typedef struct {
     rec_vec trecs;   /* kept --test rows */
     long *tmatch;    /* per test row: index in recs with the same key, or -1 */
     size_t tmatch_cap;
+    uint8_t *tood;   /* per test row: 1 when its label is held out (it goes to ood.jsonl) */
 } pipeline;
 
 static int vec_push(rec_vec *v, slm_data_record *r) {
@@ -398,13 +402,14 @@ static slm_status mkdirs(const char *dir, slm_err *err) {
     return SLM_OK;
 }
 
-enum { OUT_TRAIN, OUT_VAL, OUT_TEST, OUT_LABELS, OUT_CARD, OUT_N };
+enum { OUT_TRAIN, OUT_VAL, OUT_TEST, OUT_OOD, OUT_LABELS, OUT_CARD, OUT_N };
 
 static slm_status write_outputs(pipeline *p, const uint8_t *split, slm_err *err) {
-    static const char *const names[OUT_N] = {"train.jsonl", "val.jsonl", "test.jsonl", "labels.txt", "card.json"};
+    static const char *const names[OUT_N] = {"train.jsonl", "val.jsonl",  "test.jsonl",
+                                             "ood.jsonl",   "labels.txt", "card.json"};
     const slm_data_prepare_opts *o = p->o;
     slm_data_stats *st = p->st;
-    int want[OUT_N] = {1, 1, st->n_splits == 3 || st->has_test, p->task == SLM_TASK_CLASSIFY, 1};
+    int want[OUT_N] = {1, 1, st->n_splits == 3 || st->has_test, st->n_held > 0, p->task == SLM_TASK_CLASSIFY, 1};
     slm_atomic_file af[OUT_N];
     memset(af, 0, sizeof af);
     slm_status s = mkdirs(o->out_dir, err);
@@ -418,7 +423,7 @@ static slm_status write_outputs(pipeline *p, const uint8_t *split, slm_err *err)
         char *js = slm_data_record_json(&p->recs.v[i], p->task);
         if (!js) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory writing row %zu", i);
         else {
-            FILE *f = af[split[i] == 2 ? OUT_TEST : split[i]].f;
+            FILE *f = af[split[i] == SPLIT_OOD ? OUT_OOD : split[i] == 2 ? OUT_TEST : split[i]].f;
             fputs(js, f);
             fputc('\n', f);
             free(js);
@@ -428,8 +433,9 @@ static slm_status write_outputs(pipeline *p, const uint8_t *split, slm_err *err)
         char *js = slm_data_record_json(&p->trecs.v[i], p->task);
         if (!js) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory writing test row %zu", i);
         else {
-            fputs(js, af[OUT_TEST].f);
-            fputc('\n', af[OUT_TEST].f);
+            FILE *f = af[p->tood && p->tood[i] ? OUT_OOD : OUT_TEST].f;
+            fputs(js, f);
+            fputc('\n', f);
             free(js);
         }
     }
@@ -453,31 +459,161 @@ static slm_status write_outputs(pipeline *p, const uint8_t *split, slm_err *err)
     return s;
 }
 
-/* Labels of the kept rows, sorted; group ids for the split; per-split counts; the test set's. */
-static slm_status count_labels(pipeline *p, int *group, slm_dedup *ids, slm_err *err) {
-    slm_data_stats *st = p->st;
-    for (size_t i = 0; i < p->recs.n; i++) {
-        const char *l = p->recs.v[i].label;
-        if (slm_dedup_insert(ids, l, strlen(l), 0, NULL) < 0) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+/* "a, b, c": names for an error message, cut short with "... (N in all)" to fit cap. */
+static const char *list_names(char *buf, size_t cap, char *const *names, int n) {
+    size_t w = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (w + strlen(names[i]) + 2 + 24 > cap) {
+            snprintf(buf + w, cap - w, "%s... (%d in all)", i ? ", " : "", n);
+            break;
+        }
+        w += (size_t)snprintf(buf + w, cap - w, "%s%s", i ? ", " : "", names[i]);
     }
-    st->labels = calloc(ids->n ? ids->n : 1, sizeof *st->labels);
-    st->label_counts = calloc((ids->n ? ids->n : 1) * SLM_SPLIT_MAX, sizeof *st->label_counts);
-    st->test_label_counts = calloc(ids->n ? ids->n : 1, sizeof *st->test_label_counts);
-    if (!st->labels || !st->label_counts || !st->test_label_counts) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < ids->cap; i++)
-        if (ids->hash[i] && !(st->labels[st->n_labels++] = strdup(ids->key[i])))
+    return buf;
+}
+
+static int test_has_label(const pipeline *p, const char *label) {
+    for (size_t i = 0; i < p->trecs.n; i++)
+        if (!strcmp(p->trecs.v[i].label, label)) return 1;
+    return 0;
+}
+
+/* The held-out labels (st->held, sorted) from --hold-out or --hold-out-random. names: the n_all
+ * labels of the kept input rows, sorted; all: the same as a set. */
+static slm_status choose_held(pipeline *p, char **names, int n_all, const slm_dedup *all, slm_err *err) {
+    const slm_data_prepare_opts *o = p->o;
+    slm_data_stats *st = p->st;
+    char known[600];
+    if (o->hold_out) {
+        int cap = 1;
+        for (const char *c = o->hold_out; *c; c++) cap += *c == ',';
+        if (!(st->held = calloc((size_t)cap, sizeof *st->held))) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+        for (const char *a = o->hold_out;;) {
+            const char *e = strchr(a, ',');
+            if (!e) e = a + strlen(a);
+            const char *b = a, *z = e;
+            while (b < z && (*b == ' ' || *b == '\t')) b++;
+            while (z > b && (z[-1] == ' ' || z[-1] == '\t')) z--;
+            if (z == b) return slm_err_set(err, SLM_ERR_ARG, "--hold-out '%s': an empty label name", o->hold_out);
+            char *name = strndup(b, (size_t)(z - b));
+            if (!name) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+            int dup = 0;
+            for (int h = 0; h < st->n_held && !dup; h++) dup = !strcmp(st->held[h], name);
+            if (dup) free(name);
+            else {
+                st->held[st->n_held++] = name;
+                if (!slm_dedup_find(all, name, strlen(name), NULL) && !test_has_label(p, name))
+                    return slm_err_set(err, SLM_ERR_ARG, "--hold-out: no label '%s' in the input%s (labels: %s)", name,
+                                       st->has_test ? "s or the test file" : "s",
+                                       list_names(known, sizeof known, names, n_all));
+            }
+            if (!*e) break;
+            a = e + 1;
+        }
+    } else {
+        int n = o->hold_out_random;
+        if (n >= n_all)
+            return slm_err_set(err, SLM_ERR_ARG, "--hold-out-random %d: would hold out every label (the inputs have %d: %s)",
+                               n, n_all, list_names(known, sizeof known, names, n_all));
+        if (n_all - n < 2)
+            return slm_err_set(err, SLM_ERR_ARG,
+                               "--hold-out-random %d: leaves %d of the %d labels; at least 2 must remain (at most %d)", n,
+                               n_all - n, n_all, n_all - 2);
+        int *idx = malloc((size_t)n_all * sizeof *idx);
+        st->held = calloc((size_t)n, sizeof *st->held);
+        if (!idx || !st->held) {
+            free(idx);
             return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
-    qsort(st->labels, (size_t)st->n_labels, sizeof *st->labels, cmp_str);
-    slm_dedup_free(ids);
-    for (int i = 0; i < st->n_labels; i++)
-        if (slm_dedup_insert(ids, st->labels[i], strlen(st->labels[i]), i, NULL) < 0)
-            return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < p->recs.n; i++) {
-        long id = 0;
-        slm_dedup_find(ids, p->recs.v[i].label, strlen(p->recs.v[i].label), &id);
-        group[i] = (int)id;
+        }
+        /* the first n of a seeded Fisher-Yates shuffle of the sorted labels */
+        for (int i = 0; i < n_all; i++) idx[i] = i;
+        slm_rng r;
+        slm_rng_seed(&r, o->seed, HOLD_OUT_STREAM);
+        for (int i = 0; i < n; i++) {
+            int j = i + (int)slm_rng_below(&r, (uint32_t)(n_all - i)), t = idx[i];
+            idx[i] = idx[j];
+            idx[j] = t;
+        }
+        for (int i = 0; i < n; i++)
+            if (!(st->held[st->n_held++] = strdup(names[idx[i]]))) {
+                free(idx);
+                return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+            }
+        free(idx);
+    }
+    qsort(st->held, (size_t)st->n_held, sizeof *st->held, cmp_str);
+    if (!(st->held_counts = calloc((size_t)st->n_held * 2, sizeof *st->held_counts)))
+        return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    int left = n_all;
+    for (int h = 0; h < st->n_held; h++) left -= slm_dedup_find(all, st->held[h], strlen(st->held[h]), NULL);
+    if (left == 0)
+        return slm_err_set(err, SLM_ERR_ARG, "--hold-out holds out every label of the inputs (%s); at least 2 must remain",
+                           list_names(known, sizeof known, st->held, st->n_held));
+    if (left < 2) {
+        const char *rest = NULL;
+        for (int i = 0; i < n_all && !rest; i++) {
+            int held = 0;
+            for (int h = 0; h < st->n_held && !held; h++) held = !strcmp(st->held[h], names[i]);
+            if (!held) rest = names[i];
+        }
+        return slm_err_set(err, SLM_ERR_ARG, "--hold-out leaves only the label '%s' of the %d (held out: %s); at least 2 must remain",
+                           rest, n_all, list_names(known, sizeof known, st->held, st->n_held));
     }
     return SLM_OK;
+}
+
+/* Labels of the kept rows, sorted; the held-out ones (held: label -> index in st->held); group ids
+ * for the split, with the rows of held-out labels in one extra group, n_labels (groups are shuffled
+ * independently, so it changes nothing for the others; its assignment is then overridden). */
+static slm_status count_labels(pipeline *p, int *group, slm_dedup *ids, slm_dedup *held, slm_err *err) {
+    slm_data_stats *st = p->st;
+    slm_dedup all;
+    slm_dedup_init(&all);
+    char **names = NULL; /* borrowed from all */
+    int n_all = 0;
+    slm_status s = SLM_OK;
+    for (size_t i = 0; i < p->recs.n && s == SLM_OK; i++) {
+        const char *l = p->recs.v[i].label;
+        if (slm_dedup_insert(&all, l, strlen(l), 0, NULL) < 0) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    }
+    if (s == SLM_OK && !(names = calloc(all.n ? all.n : 1, sizeof *names)))
+        s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    if (s != SLM_OK) goto done;
+    for (size_t i = 0; i < all.cap; i++)
+        if (all.hash[i]) names[n_all++] = all.key[i];
+    qsort(names, (size_t)n_all, sizeof *names, cmp_str);
+    if ((p->o->hold_out || p->o->hold_out_random) && (s = choose_held(p, names, n_all, &all, err)) != SLM_OK) goto done;
+    for (int h = 0; h < st->n_held && s == SLM_OK; h++)
+        if (slm_dedup_insert(held, st->held[h], strlen(st->held[h]), h, NULL) < 0)
+            s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    st->labels = calloc(n_all ? (size_t)n_all : 1, sizeof *st->labels);
+    st->label_counts = calloc((n_all ? (size_t)n_all : 1) * SLM_SPLIT_MAX, sizeof *st->label_counts);
+    st->test_label_counts = calloc(n_all ? (size_t)n_all : 1, sizeof *st->test_label_counts);
+    if (s == SLM_OK && (!st->labels || !st->label_counts || !st->test_label_counts))
+        s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n_all && s == SLM_OK; i++) {
+        if (slm_dedup_find(held, names[i], strlen(names[i]), NULL)) continue;
+        if (slm_dedup_insert(ids, names[i], strlen(names[i]), st->n_labels, NULL) < 0 ||
+            !(st->labels[st->n_labels++] = strdup(names[i])))
+            s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < p->recs.n && s == SLM_OK; i++) {
+        const char *l = p->recs.v[i].label;
+        long id = 0;
+        if (slm_dedup_find(held, l, strlen(l), &id)) {
+            st->held_counts[id * 2]++;
+            st->ood_rows++;
+            group[i] = st->n_labels;
+        } else {
+            slm_dedup_find(ids, l, strlen(l), &id);
+            group[i] = (int)id;
+        }
+    }
+done:
+    free(names);
+    slm_dedup_free(&all);
+    return s;
 }
 
 slm_status slm_data_prepare(const slm_data_prepare_opts *o, slm_data_stats *st, slm_err *err) {
@@ -490,6 +626,14 @@ slm_status slm_data_prepare(const slm_data_prepare_opts *o, slm_data_stats *st, 
         return slm_err_set(err, SLM_ERR_ARG, "--test gives the test set: split into train,val only (e.g. 0.9,0.1)");
     if (o->min_chars < 0 || o->max_chars < 0 || (o->max_chars && o->min_chars > o->max_chars))
         return slm_err_set(err, SLM_ERR_ARG, "length limits: min %ld > max %ld", o->min_chars, o->max_chars);
+    int hold = o->hold_out || o->hold_out_random;
+    if (o->hold_out && o->hold_out_random)
+        return slm_err_set(err, SLM_ERR_ARG, "give --hold-out LABELS or --hold-out-random N, not both");
+    if (o->hold_out_random < 0)
+        return slm_err_set(err, SLM_ERR_ARG, "--hold-out-random %d: expected a positive count", o->hold_out_random);
+    if (hold && o->task != SLM_TASK_AUTO && o->task != SLM_TASK_CLASSIFY)
+        return slm_err_set(err, SLM_ERR_ARG, "--hold-out: labels are held out of classify data only, not %s",
+                           slm_data_task_name(o->task));
     st->n_splits = o->n_shares;
     st->has_test = o->test_path != NULL;
     /* provenance first: the card names exactly the bytes that were read */
@@ -505,8 +649,9 @@ slm_status slm_data_prepare(const slm_data_prepare_opts *o, slm_data_stats *st, 
 
     pipeline p = {.o = o, .st = st, .task = o->task};
     slm_dedup_init(&p.keys);
-    slm_dedup ids;
+    slm_dedup ids, held;
     slm_dedup_init(&ids);
+    slm_dedup_init(&held);
     int *group = NULL;
     uint8_t *split = NULL;
     slm_status s = SLM_OK;
@@ -521,33 +666,53 @@ slm_status slm_data_prepare(const slm_data_prepare_opts *o, slm_data_stats *st, 
                         st->main.dropped_too_long, st->main.dropped_duplicate);
         goto done;
     }
+    if (hold && p.task != SLM_TASK_CLASSIFY) {
+        s = slm_err_set(err, SLM_ERR_ARG, "--hold-out: labels are held out of classify data only, not %s",
+                        slm_data_task_name(p.task));
+        goto done;
+    }
+    /* the test file before the split: --hold-out may name a label only it has */
+    if (o->test_path && (s = read_input(&p, &st->inputs[o->n_inputs], 1, err)) != SLM_OK) goto done;
     group = calloc(p.recs.n, sizeof *group);
     split = calloc(p.recs.n, sizeof *split);
     if (!group || !split) {
         s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory for %zu rows", p.recs.n);
         goto done;
     }
-    if (p.task == SLM_TASK_CLASSIFY && (s = count_labels(&p, group, &ids, err)) != SLM_OK) goto done;
-    s = slm_split_assign(group, p.recs.n, p.task == SLM_TASK_CLASSIFY ? st->n_labels : 1, o->shares, o->n_shares,
-                         o->seed, split, err);
+    if (p.task == SLM_TASK_CLASSIFY && (s = count_labels(&p, group, &ids, &held, err)) != SLM_OK) goto done;
+    int n_groups = p.task == SLM_TASK_CLASSIFY ? st->n_labels + (st->ood_rows > 0) : 1;
+    s = slm_split_assign(group, p.recs.n, n_groups, o->shares, o->n_shares, o->seed, split, err);
     if (s != SLM_OK) goto done;
     for (size_t i = 0; i < p.recs.n; i++) {
+        if (p.task == SLM_TASK_CLASSIFY && group[i] == st->n_labels) {
+            split[i] = SPLIT_OOD;
+            continue;
+        }
         st->split_rows[split[i]]++;
         if (p.task == SLM_TASK_CLASSIFY) st->label_counts[group[i] * SLM_SPLIT_MAX + split[i]]++;
     }
     if (o->test_path) {
-        if ((s = read_input(&p, &st->inputs[o->n_inputs], 1, err)) != SLM_OK) goto done;
-        st->test_rows = (long)p.trecs.n;
         slm_dedup unseen;
         slm_dedup_init(&unseen);
-        for (size_t i = 0; i < p.trecs.n; i++) {
-            if (p.tmatch[i] >= 0 && split[p.tmatch[i]] == 0) st->test_leaked++;
+        if (!(p.tood = calloc(p.trecs.n ? p.trecs.n : 1, 1))) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; s == SLM_OK && i < p.trecs.n; i++) {
+            int in_train = p.tmatch[i] >= 0 && split[p.tmatch[i]] == 0;
+            long id;
+            if (p.task == SLM_TASK_CLASSIFY &&
+                slm_dedup_find(&held, p.trecs.v[i].label, strlen(p.trecs.v[i].label), &id)) {
+                p.tood[i] = 1;
+                st->held_counts[id * 2 + 1]++;
+                st->ood_test_rows++;
+                st->ood_test_leaked += in_train;
+                continue;
+            }
+            if (in_train) st->test_leaked++;
             if (p.task != SLM_TASK_CLASSIFY) continue;
             const char *l = p.trecs.v[i].label;
-            long id;
             if (slm_dedup_find(&ids, l, strlen(l), &id)) st->test_label_counts[id]++;
             else if (slm_dedup_insert(&unseen, l, strlen(l), 0, NULL) < 0) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
         }
+        st->test_rows = (long)p.trecs.n - st->ood_test_rows;
         if (s == SLM_OK && unseen.n) {
             st->unseen = calloc(unseen.n, sizeof *st->unseen);
             st->unseen_counts = calloc(unseen.n, sizeof *st->unseen_counts);
@@ -570,17 +735,22 @@ done:
     free(group);
     free(split);
     free(p.tmatch);
+    free(p.tood);
     vec_free(&p.recs);
     vec_free(&p.trecs);
     slm_dedup_free(&p.keys);
     slm_dedup_free(&ids);
+    slm_dedup_free(&held);
     return s;
 }
 
 void slm_data_stats_free(slm_data_stats *s) {
     for (int i = 0; i < s->n_labels; i++) free(s->labels[i]);
     for (int i = 0; i < s->n_unseen; i++) free(s->unseen[i]);
+    for (int i = 0; i < s->n_held; i++) free(s->held[i]);
     free(s->labels);
+    free(s->held);
+    free(s->held_counts);
     free(s->label_counts);
     free(s->test_label_counts);
     free(s->unseen);

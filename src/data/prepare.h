@@ -3,11 +3,17 @@
  *
  *   read (csv.c / jsonl.c) -> malformed rows reported and counted (or fatal with --on-error fail)
  *   -> normalise (clean.c) -> drop empty -> scrub PII (pii.c, on request) -> length filters
- *   -> drop duplicates (dedup.c) -> stratified seeded split (split.c)
- *   -> OUT/train.jsonl, OUT/val.jsonl [, OUT/test.jsonl], OUT/labels.txt, OUT/card.json (card.c)
+ *   -> drop duplicates (dedup.c) -> hold out labels (classify, on request) -> stratified seeded
+ *   split (split.c) -> OUT/train.jsonl, OUT/val.jsonl [, OUT/test.jsonl] [, OUT/ood.jsonl],
+ *   OUT/labels.txt, OUT/card.json (card.c)
+ *
+ * Held-out labels (--hold-out, --hold-out-random) are for open-set evaluation: every kept row with
+ * such a label, from the inputs and from --test, goes to OUT/ood.jsonl instead of a split, and
+ * labels.txt lists only the others. The model never trains on them; `slm eval --ood` scores them.
  *
  * Every row read is accounted for: rows_read = malformed + dropped_empty + dropped_too_short +
- * dropped_too_long + dropped_duplicate + the rows of all splits. Inputs are read one row at a time;
+ * dropped_too_long + dropped_duplicate + the rows of all splits + ood_rows (and for --test:
+ * rows_read = malformed + dropped_empty + test_rows + ood_test_rows). Inputs are read one row at a time;
  * the kept rows are held in memory (the split needs them all). All outputs are written to
  * temporary files and renamed only when every one is complete: a failure leaves no partial file.
  */
@@ -37,6 +43,9 @@ typedef struct {
     uint64_t seed;
     int scrub_pii, keep_duplicates, lowercase_dedup, fail_on_error;
     long min_chars, max_chars; /* in code points after cleaning; 0 = no limit */
+    /* classify only, at most one of the two: labels whose rows go to OUT/ood.jsonl */
+    const char *hold_out; /* "A,B,...": labels of the inputs or the test file (spaces around names trimmed) */
+    int hold_out_random;  /* N labels of the inputs, a function of seed and the sorted label set only */
     /* optional callbacks: each malformed row (skip mode), and progress every 50,000 rows */
     void (*on_malformed)(void *ctx, const char *file, long line, const char *reason);
     void (*on_progress)(void *ctx, const char *file, long long bytes, long long total, long rows);
@@ -85,11 +94,19 @@ typedef struct {
     int n_unseen;            /* test labels never seen in the inputs, and their row counts */
     char **unseen;
     long *unseen_counts;
+    int n_held;              /* held-out labels, sorted by byte value (0: no ood.jsonl) */
+    char **held;
+    long *held_counts;       /* [n_held][2]: rows of each held label from the inputs, from --test */
+    long ood_rows;           /* rows of the inputs written to ood.jsonl (not in any split) */
+    long ood_test_rows;      /* rows of --test written to ood.jsonl (not in test.jsonl) */
+    long ood_test_leaked;    /* of those, rows whose text (dedup key) is also in train */
 } slm_data_stats;
 
 /* Runs the pipeline. stats is filled (also on most failures, for reporting); free it with
  * slm_data_stats_free. With fail_on_error, the first malformed row returns SLM_ERR_FORMAT with
- * "file:line: reason" and writes nothing. */
+ * "file:line: reason" and writes nothing. A hold-out that names a label found in neither the
+ * inputs nor the test file, holds out every label, or leaves fewer than 2 returns SLM_ERR_ARG
+ * naming the labels, and writes nothing. */
 slm_status slm_data_prepare(const slm_data_prepare_opts *o, slm_data_stats *stats, slm_err *err);
 void slm_data_stats_free(slm_data_stats *s);
 
