@@ -250,6 +250,47 @@ static void test_bad_arguments_are_clear(void **state) {
     assert_non_null(strstr(out, "/nonexistent.txt"));
 }
 
+/* distill --task generate: a student from a generate teacher's distributions, which generates;
+ * an --init base with another tokenizer is refused naming the first differing token. */
+static void test_distill_generate_round(void **state) {
+    (void)state;
+    const char *dir = tu_tmp_path("kd-sft"), *tok = tu_tmp_path("kd-tok.gguf"), *text = tu_tmp_path("kd-text.txt");
+    const char *teacher = tu_tmp_path("kd-teacher.gguf"), *student = tu_tmp_path("kd-student.gguf");
+    char a[2048];
+    snprintf(a, sizeof a, "mkdir -p %s", dir);
+    assert_int_equal(system(a), 0);
+    const char *split[2] = {"train", "val"};
+    for (int k = 0; k < 2; k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.jsonl", dir, split[k]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        for (int i = 0; i < (k ? 8 : 40); i++)
+            fprintf(f, "{\"prompt\":\"rev %c%c=\",\"completion\":\"%c%c\"}\n", 'a' + i % 7, 'b' + i % 5,
+                    'b' + i % 5, 'a' + i % 7);
+        fclose(f);
+    }
+    snprintf(a, sizeof a, "head -c 20000 data/tinyshakespeare/input.txt > %s", text);
+    assert_int_equal(system(a), 0);
+    snprintf(a, sizeof a, "tokenizer train %s --vocab 300 -o %s", text, tok);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "finetune --task generate --data %s --preset tiny --tokenizer %s --steps 10 -o %s --quiet",
+             dir, tok, teacher);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "distill --task generate --teacher %s --data %s --preset tiny --steps 5 --alpha 0.8 -o %s "
+             "--quiet", teacher, dir, student);
+    assert_int_equal(slm(a), 0);
+    assert_non_null(strstr(out, "per completion token (teacher "));
+    snprintf(a, sizeof a, "generate %s -p 'rev ab=' -n 3 --temp 0", student);
+    assert_int_equal(slm(a), 0);
+    snprintf(a, sizeof a, "distill --task generate --teacher %s --data %s --init data/models/stories260K/stories260K.gguf "
+             "--steps 1 -o %s --quiet", teacher, dir, student);
+    assert_int_equal(slm(a), 1);
+    assert_non_null(strstr(out, "token 0 is '<|unk|>' in the teacher, '<unk>' in the student"));
+    assert_int_equal(slm("distill --help"), 0);
+    assert_non_null(strstr(out, "--task generate"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_for_every_command),
@@ -259,6 +300,7 @@ int main(void) {
         cmocka_unit_test(test_task_model_round),
         cmocka_unit_test(test_generate_task_round),
         cmocka_unit_test(test_bad_arguments_are_clear),
+        cmocka_unit_test(test_distill_generate_round),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
-/* sft.c: the generative fine-tuning loop, validation and the model file (see sft.h). Data
- * rendering and masks: sft_data.c. */
+/* sft.c: the generative fine-tuning loop, validation, distillation from a teacher language model
+ * and the model file (see sft.h). Data rendering and masks: sft_data.c; the distillation loss of
+ * one token: distill.c. */
 #include "task/sft.h"
 
 #include <math.h>
@@ -9,6 +10,7 @@
 
 #include "core/rng.h"
 #include "core/timer.h"
+#include "task/distill.h"
 #include "train/train_log.h"
 
 struct slm_sft {
@@ -34,6 +36,14 @@ struct slm_sft {
     FILE *log;
     slm_sft_callback cb;
     void *cb_ctx;
+    /* distillation (slm_sft_set_teacher); teacher NULL: plain fine-tuning */
+    const slm_model *teacher;
+    float kd_T, kd_alpha;
+    slm_ctx *tctx;           /* the teacher's inference workspace: B*max_len tokens and logits rows */
+    slm_kv_cache *tkv;       /* the teacher's: B slots of max_len positions */
+    int8_t *tout;            /* (B*max_len) the teacher's output flags: the counted tokens */
+    int32_t *trow;           /* (B*max_len) row of a batch token in the teacher's logits; -1 uncounted */
+    double *row_loss;        /* (B*max_len, 2) per batch token: loss (or KL), teacher CE */
 };
 
 void slm_sft_opts_default(slm_sft_opts *o) {
@@ -140,8 +150,10 @@ void slm_sft_free(slm_sft *t) {
     if (!t) return;
     slm_ctx_free(t->ctx);
     slm_kv_cache_free(t->kv);
+    slm_ctx_free(t->tctx);
+    slm_kv_cache_free(t->tkv);
     void *bufs[] = {t->grads, t->adam_m, t->adam_v, t->best, t->tokens, t->targets, t->pos, t->seq,
-                    (void *)t->mb, t->perm};
+                    (void *)t->mb, t->perm, t->tout, t->trow, t->row_loss};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     if (t->log) fclose(t->log);
     free(t);
@@ -174,17 +186,104 @@ static int layout(slm_sft *t, const slm_sft_example *const *ex, int n) {
     return k;
 }
 
-/* Forward, loss (scaled), and backward when grads is not NULL. */
-static slm_status run_batch(slm_sft *t, const slm_sft_example *const *ex, int n, float scale, float *grads,
-                            float *loss, int *counted, slm_err *err) {
+/* Checks and lays out ex[0..n) and runs the student forward on it (logits for every token). */
+static slm_status student_forward(slm_sft *t, const slm_sft_example *const *ex, int n, slm_batch *batch,
+                                  slm_err *err) {
     if (n < 1 || n > t->o.batch) return slm_err_set(err, SLM_ERR_ARG, "a batch holds 1 to %d examples (got %d)",
                                                     t->o.batch, n);
     for (int b = 0; b < n; b++)
         if (ex[b]->n < 1 || ex[b]->n > t->o.max_len)
             return slm_err_set(err, SLM_ERR_ARG, "an example of %d tokens (max_len %d)", ex[b]->n, t->o.max_len);
     int nt = layout(t, ex, n);
-    slm_batch batch = {.n_tokens = nt, .token = t->tokens, .pos = t->pos, .seq = t->seq, .output = NULL};
-    slm_status s = slm_model_forward(t->m, t->ctx, t->kv, &batch, err);
+    *batch = (slm_batch){.n_tokens = nt, .token = t->tokens, .pos = t->pos, .seq = t->seq, .output = NULL};
+    return slm_model_forward(t->m, t->ctx, t->kv, batch, err);
+}
+
+/* Distillation rows, split over the pool: a counted token's loss and (train) its d/dlogits in place
+ * of the student's logits, or (eval) its KL at temperature 1 and the teacher's cross-entropy. */
+typedef struct {
+    slm_sft *t;
+    const float *tl; /* (counted, V) the teacher's logits */
+    float *z;        /* (n, V) the student's logits; train: replaced by d(loss·scale)/dz */
+    int n, train;
+    float g;         /* scale / counted */
+} kd_job;
+
+static void kd_rows(void *ctx, int ith, int nth) {
+    const kd_job *j = ctx;
+    slm_sft *t = j->t;
+    const int V = t->m->cfg.n_vocab;
+    size_t i0, i1;
+    slm_pool_slice((size_t)j->n, ith, nth, &i0, &i1);
+    for (size_t i = i0; i < i1; i++) {
+        float *z = j->z + i * (size_t)V;
+        double *out = t->row_loss + 2 * i;
+        int r = t->trow[i];
+        int32_t y = t->targets[i];
+        if (r < 0) {
+            if (j->train) memset(z, 0, (size_t)V * sizeof(float));
+            out[0] = out[1] = 0;
+            continue;
+        }
+        const float *tz = j->tl + (size_t)r * (size_t)V;
+        if (j->train) {
+            out[0] = slm_distill_token_loss(z, tz, V, y, t->kd_T, t->kd_alpha, j->g, z);
+            out[1] = 0;
+        } else {
+            out[0] = slm_distill_token_loss(z, tz, V, y, 1.0f, 1.0f, 0.0f, NULL);
+            double m = -INFINITY, sum = 0;
+            for (int k = 0; k < V; k++) m = fmax(m, tz[k]);
+            for (int k = 0; k < V; k++) sum += exp((double)tz[k] - m);
+            out[1] = m + log(sum) - (double)tz[y];
+        }
+    }
+}
+
+/* The teacher and the student on one batch. train: the distillation loss (mean per counted token)
+ * in sums[0], and its gradient (times scale) added to grads when grads is not NULL. Else: the
+ * summed KL at temperature 1 in sums[0] and the summed teacher cross-entropy in sums[1]. */
+static slm_status kd_batch(slm_sft *t, const slm_sft_example *const *ex, int n, int train, float scale,
+                           float *grads, double sums[2], int *counted, slm_err *err) {
+    slm_batch batch;
+    slm_status s = student_forward(t, ex, n, &batch, err);
+    if (s != SLM_OK) return s;
+    int nt = batch.n_tokens, nc = 0, V = t->m->cfg.n_vocab;
+    for (int i = 0; i < nt; i++) {
+        if (t->targets[i] < -1 || t->targets[i] >= V)
+            return slm_err_set(err, SLM_ERR_RANGE, "target %d of the batch is outside the vocabulary (%d)",
+                               t->targets[i], V);
+        t->tout[i] = t->targets[i] >= 0;
+        t->trow[i] = t->targets[i] >= 0 ? nc++ : -1;
+    }
+    *counted = nc;
+    sums[0] = sums[1] = 0;
+    if (nc == 0) return SLM_OK; /* nothing counted: no loss, no gradient */
+    slm_batch tb = batch;
+    tb.output = t->tout;
+    s = slm_model_forward(t->teacher, t->tctx, t->tkv, &tb, err);
+    if (s != SLM_OK) return slm_err_prefix(err, "teacher");
+    kd_job j = {.t = t, .tl = slm_ctx_logits(t->tctx), .n = nt, .train = train, .g = scale / (float)nc};
+    j.z = train ? slm_ctx_dlogits(t->ctx) : slm_ctx_logits(t->ctx);
+    slm_pool_run(t->pool, kd_rows, &j);
+    for (int i = 0; i < nt; i++) sums[0] += t->row_loss[2 * i], sums[1] += t->row_loss[2 * i + 1];
+    if (train) sums[0] /= nc;
+    if (!isfinite(sums[0])) return slm_err_set(err, SLM_ERR_RANGE, "the distillation loss is %g", sums[0]);
+    if (train && grads) return slm_model_backward(t->m, t->ctx, t->kv, &batch, grads, err);
+    return SLM_OK;
+}
+
+/* Forward, loss (scaled), and backward when grads is not NULL. distill: the teacher's loss when
+ * one is set (training); else cross-entropy (validation). */
+static slm_status run_batch(slm_sft *t, const slm_sft_example *const *ex, int n, float scale, float *grads,
+                            float *loss, int *counted, int distill, slm_err *err) {
+    if (distill && t->teacher) {
+        double sums[2];
+        slm_status s = kd_batch(t, ex, n, 1, scale, grads, sums, counted, err);
+        *loss = (float)sums[0];
+        return s;
+    }
+    slm_batch batch;
+    slm_status s = student_forward(t, ex, n, &batch, err);
     if (s != SLM_OK) return s;
     *loss = slm_model_loss(t->ctx, t->targets, scale, counted);
     if (isnan(*loss)) return slm_err_set(err, SLM_ERR_RANGE, "the loss could not be computed (a target out of vocab?)");
@@ -197,7 +296,7 @@ slm_status slm_sft_grad(slm_sft *t, const slm_sft_example *ex, int n, float scal
     const slm_sft_example *p[4096];
     if (n < 1 || n > t->o.batch) return slm_err_set(err, SLM_ERR_ARG, "1 to %d examples (got %d)", t->o.batch, n);
     for (int i = 0; i < n; i++) p[i] = &ex[i];
-    return run_batch(t, p, n, scale, grads, loss, n_counted, err);
+    return run_batch(t, p, n, scale, grads, loss, n_counted, 1, err);
 }
 
 slm_status slm_sft_evaluate(slm_sft *t, const slm_sft_split *s, double *loss, slm_err *err) {
@@ -209,12 +308,71 @@ slm_status slm_sft_evaluate(slm_sft *t, const slm_sft_split *s, double *loss, sl
         for (int b = 0; b < nb; b++) p[b] = &s->ex[i0 + b];
         float l;
         int c = 0;
-        slm_status st = run_batch(t, p, nb, 1.0f, NULL, &l, &c, err);
+        slm_status st = run_batch(t, p, nb, 1.0f, NULL, &l, &c, 0, err);
         if (st != SLM_OK) return slm_err_prefix(err, "validation");
         nats += (double)l * c;
         counted_all += (size_t)c;
     }
     *loss = counted_all ? nats / (double)counted_all : NAN;
+    return SLM_OK;
+}
+
+slm_status slm_sft_set_teacher(slm_sft *t, const slm_model *teacher, const slm_tokenizer *teacher_tok,
+                               float temperature, float alpha, slm_err *err) {
+    if (!teacher || !teacher_tok)
+        return slm_err_set(err, SLM_ERR_ARG, "distillation: a teacher model and its tokenizer are required");
+    if (!(temperature > 0 && temperature <= 100) || !(alpha >= 0 && alpha <= 1))
+        return slm_err_set(err, SLM_ERR_ARG, "distillation: temperature must be in (0, 100] and alpha in [0, 1] "
+                           "(got %g, %g)", temperature, alpha);
+    slm_status s = slm_distill_check_vocab(teacher_tok, t->tok, err);
+    if (s != SLM_OK) return s;
+    if (teacher->cfg.n_vocab != t->m->cfg.n_vocab)
+        return slm_err_set(err, SLM_ERR_ARG, "distillation: the teacher's output has %d vocabulary rows, the "
+                           "student's %d (they must be equal)", teacher->cfg.n_vocab, t->m->cfg.n_vocab);
+    if (teacher->cfg.ctx_len < t->o.max_len)
+        return slm_err_set(err, SLM_ERR_ARG, "distillation: the teacher's context (%d) is shorter than max_len %d",
+                           teacher->cfg.ctx_len, t->o.max_len);
+    slm_ctx_free(t->tctx);
+    slm_kv_cache_free(t->tkv);
+    t->tctx = NULL;
+    t->tkv = NULL;
+    t->teacher = NULL;
+    int N = t->o.batch * t->o.max_len, most = 1; /* logits rows: the most counted tokens a batch can hold */
+    const slm_sft_split *sp[2] = {&t->d->train, &t->d->val};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < sp[k]->n; i++) most = sp[k]->ex[i].n_counted > most ? sp[k]->ex[i].n_counted : most;
+    if (!t->tout) t->tout = malloc((size_t)N * sizeof(int8_t));
+    if (!t->trow) t->trow = malloc((size_t)N * sizeof(int32_t));
+    if (!t->row_loss) t->row_loss = malloc((size_t)N * 2 * sizeof(double));
+    if (!t->tout || !t->trow || !t->row_loss) return slm_err_set(err, SLM_ERR_NOMEM, "distillation: out of memory");
+    if (!(t->tctx = slm_ctx_new_outputs(&teacher->cfg, N, t->o.batch * most, 0, t->pool, err)) ||
+        !(t->tkv = slm_kv_cache_new(&teacher->cfg, t->o.batch, t->o.max_len, err)))
+        return slm_err_prefix(err, "distillation: the teacher's workspace");
+    t->teacher = teacher;
+    t->kd_T = temperature;
+    t->kd_alpha = alpha;
+    return SLM_OK;
+}
+
+slm_status slm_sft_evaluate_teacher(slm_sft *t, const slm_sft_split *s, double *teacher_loss, double *kl,
+                                    slm_err *err) {
+    if (!t->teacher) return slm_err_set(err, SLM_ERR_ARG, "no teacher is set (slm_sft_set_teacher)");
+    const slm_sft_example *p[4096];
+    double kl_sum = 0, ce_sum = 0;
+    size_t counted_all = 0;
+    for (int i0 = 0; i0 < s->n; i0 += t->o.batch) {
+        int nb = s->n - i0 < t->o.batch ? s->n - i0 : t->o.batch;
+        for (int b = 0; b < nb; b++) p[b] = &s->ex[i0 + b];
+        double sums[2];
+        int c = 0;
+        slm_status st = kd_batch(t, p, nb, 0, 0.0f, NULL, sums, &c, err);
+        if (st != SLM_OK) return slm_err_prefix(err, "evaluating the teacher");
+        kl_sum += sums[0];
+        ce_sum += sums[1];
+        counted_all += (size_t)c;
+    }
+    if (kl) *kl = counted_all ? kl_sum / (double)counted_all : NAN;
+    if (teacher_loss) *teacher_loss = counted_all ? ce_sum / (double)counted_all : NAN;
     return SLM_OK;
 }
 
@@ -300,7 +458,7 @@ slm_status slm_sft_run_for(slm_sft *t, int max_steps, slm_err *err) {
             float scale = counted_step ? (float)((double)c_micro / (double)counted_step) : 0.0f;
             float l;
             int c;
-            slm_status s = run_batch(t, ex, B, scale, t->grads, &l, &c, err);
+            slm_status s = run_batch(t, ex, B, scale, t->grads, &l, &c, 1, err);
             if (s != SLM_OK) return slm_err_prefix(err, "step %d", t->step + 1);
             loss_sum += (double)l * c;
         }
@@ -351,6 +509,8 @@ slm_status slm_sft_save(const slm_sft *t, const slm_sft_save_info *info, const c
     if (!m) m = slm_gguf_set_u32(w, "slm.train.batch", (uint32_t)(t->o.batch * t->o.accum));
     if (!m) m = slm_gguf_set_f32(w, "slm.train.lr", t->o.lr);
     if (!m && !isnan(t->last_val)) m = slm_gguf_set_f32(w, "slm.train.val_loss", t->last_val);
+    if (!m && t->teacher) m = slm_gguf_set_f32(w, "slm.distill.temperature", t->kd_T);
+    if (!m && t->teacher) m = slm_gguf_set_f32(w, "slm.distill.alpha", t->kd_alpha);
     if (!s && m) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory adding metadata");
     if (!s) s = slm_gguf_writer_write(w, path, err);
     slm_gguf_writer_free(w);

@@ -13,6 +13,12 @@
  * (seq = example, pos = 0..len-1), packed with no padding. Example order: one seeded permutation
  * of the training set per epoch, a pure function of (seed, epoch).
  *
+ * Distillation (slm_sft_set_teacher): a teacher language model runs forward (no backward) on
+ * each micro-batch — the same packed tokens — and each counted token's loss becomes
+ * alpha·T²·KL(p_T || q_T) + (1 - alpha)·CE over the whole vocabulary (distill.h:
+ * slm_distill_token_loss). Validation stays the plain loss per completion token (what the
+ * student is for, and comparable with the teacher's: slm_sft_evaluate_teacher).
+ *
  * Not done: checkpoints and exact resume (src/train/checkpoint.c's approach would carry over:
  * the step, moments and best parameters as tensors; the order needs no sampler state).
  */
@@ -53,7 +59,7 @@ slm_status slm_sft_opts_check(const slm_sft_opts *o, slm_err *err);
 typedef struct {
     int step, steps;
     double epoch;          /* examples seen / training examples */
-    float loss;            /* mean loss per counted token of this step */
+    float loss;            /* mean loss per counted token of this step (the distillation loss with a teacher) */
     float val_loss;        /* NAN unless validated at this step */
     float lr;
     double grad_norm;      /* before clipping */
@@ -81,12 +87,34 @@ slm_status slm_sft_run(slm_sft *t, slm_err *err);
 /* At most max_steps more steps (no best-restore). */
 slm_status slm_sft_run_for(slm_sft *t, int max_steps, slm_err *err);
 
-/* Mean loss per counted token over a split's examples (completion tokens only). */
+/* Mean loss per counted token over a split's examples (completion tokens only): cross-entropy,
+ * with a teacher or without. */
 slm_status slm_sft_evaluate(slm_sft *t, const slm_sft_split *s, double *loss, slm_err *err);
+
+/* Distillation from a teacher language model: from now on every training step's loss per counted
+ * token is alpha·T²·KL(p_T || q_T) + (1 - alpha)·CE, p_T and q_T the teacher's and the student's
+ * softmax of logits / T. teacher: any model slm runs forward — fp32 (slm_model_load) or mapped
+ * and quantized (slm_model_load_mapped), llama, qwen2 or qwen3 — with as many output rows
+ * (cfg.n_vocab) as the student and a context of at least max_len; teacher_tok its tokenizer,
+ * whose token list must equal the student's (slm_distill_check_vocab: SLM_ERR_ARG naming the first
+ * difference). T in (0, 100], alpha in [0, 1]. The teacher and teacher_tok must outlive the
+ * trainer; the teacher's workspace (B·max_len tokens; logits only for counted tokens, room for B
+ * times the most one example of the data counts: a batch of other examples counting more is
+ * SLM_ERR_RANGE) and KV cache are allocated here. Calling it again replaces the teacher. */
+slm_status slm_sft_set_teacher(slm_sft *t, const slm_model *teacher, const slm_tokenizer *teacher_tok,
+                               float temperature, float alpha, slm_err *err);
+
+/* With a teacher set, over a split's counted tokens: the teacher's mean cross-entropy
+ * (*teacher_loss) and the mean KL(p || q) of the teacher's next-token distribution p from the
+ * student's q, at temperature 1 (*kl, in nats); either pointer may be NULL. No teacher:
+ * SLM_ERR_ARG. */
+slm_status slm_sft_evaluate_teacher(slm_sft *t, const slm_sft_split *s, double *teacher_loss, double *kl,
+                                    slm_err *err);
 
 /* The gradient step's core, exposed for tests: runs examples ex[0..n) (at most B, each at most
  * max_len tokens) as one batch, adds scale * d(mean counted loss)/d(params) to grads, returns
- * the mean loss in *loss and the counted tokens in *n_counted. */
+ * the mean loss in *loss and the counted tokens in *n_counted. With a teacher the loss is the
+ * distillation loss. */
 slm_status slm_sft_grad(slm_sft *t, const slm_sft_example *ex, int n, float scale, float *grads, float *loss,
                         int *n_counted, slm_err *err);
 
@@ -103,7 +131,8 @@ typedef struct {
 } slm_sft_save_info;
 
 /* Writes the model (slm_model_save + slm_tokenizer_save, general.name = "slm-generate",
- * slm.task = "generate", slm.train.* facts), atomically. It loads in slm generate and llama.cpp. */
+ * slm.task = "generate", slm.train.* facts; with a teacher also slm.distill.temperature and
+ * slm.distill.alpha), atomically. It loads in slm generate and llama.cpp. */
 slm_status slm_sft_save(const slm_sft *t, const slm_sft_save_info *info, const char *path, slm_err *err);
 
 #endif
