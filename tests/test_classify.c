@@ -12,6 +12,8 @@
 #include "slm.h"
 #include "task/classifier.h"
 #include "task/classify_head.h"
+#include "task/classify_mix.h"
+#include "task/ngram.h"
 #include "task/finetune.h"
 #include "task/task_data.h"
 #include "util/testutil.h"
@@ -446,6 +448,113 @@ static void test_learns_synthetic_task(void **state) {
     slm_model_free(m);
 }
 
+/* The pool's weights (classify_mix.h) on made-up logits with known answers: a perfect part takes
+ * all the weight from a useless one, and the temperature of an all-correct but timid pool goes to
+ * the grid's end (8), since sharpening only lowers its NLL; predictions never change with it. */
+static void test_mix_fit_known_answers(void **state) {
+    (void)state;
+    enum { NE = 40, NK = 4 };
+    float good[NE * NK], bad[NE * NK];
+    int32_t y[NE];
+    slm_rng r;
+    slm_rng_seed(&r, 5, 0);
+    for (int e = 0; e < NE; e++) {
+        y[e] = e % NK;
+        for (int k = 0; k < NK; k++) {
+            good[e * NK + k] = k == y[e] ? 0.2f : 0.0f;             /* right, timid */
+            bad[e * NK + k] = k == (y[e] + 1) % NK ? 3.0f : slm_rng_normal(&r); /* confidently wrong */
+        }
+    }
+    double acc, nll;
+    slm_cls_mix m = slm_cls_mix_fit(good, bad, y, NE, NK, &acc, &nll);
+    assert_float_equal(m.w_ngram, 0.0f, 1e-7);
+    assert_float_equal(m.w_head, 8.0f, 1e-5);
+    assert_float_equal(acc, 1.0, 1e-12);
+    m = slm_cls_mix_fit(bad, good, y, NE, NK, &acc, NULL);
+    assert_float_equal(m.w_head, 0.0f, 1e-7);
+    assert_float_equal(m.w_ngram, 8.0f, 1e-5);
+    /* the score: uniform logits have NLL ln NK and (first arg-max) accuracy 1/NK here */
+    float flat[NE * NK] = {0};
+    slm_cls_mix_score(flat, y, NE, NK, &acc, &nll);
+    assert_float_equal(nll, log((double)NK), 1e-9);
+    assert_float_equal(acc, 0.25, 1e-12);
+    /* the logits: a weighted sum */
+    slm_cls_mix w = {0.5f, 2.0f};
+    float out[NE * NK];
+    slm_cls_mix_logits(&w, good, bad, NE, NK, out);
+    for (int i = 0; i < NE * NK; i++) assert_float_equal(out[i], 0.5f * good[i] + 2.0f * bad[i], 1e-6);
+}
+
+/* The n-gram part end to end: fitted after training (validation accuracy of the pool at least
+ * that of either part, as the grid holds both alone), saved in the model file, kept as F16 by the
+ * quantizer, and the loaded classifier's probabilities are softmax(w_head·head + w_ngram·n-gram). */
+static void test_ngram_part_saved_and_pooled(void **state) {
+    (void)state;
+    slm_finetune_opts o = task_opts();
+    o.steps = 40; /* a half-trained head, so that the pool has something to add */
+    slm_model *m = task_model(o.seed);
+    slm_finetune *t = slm_finetune_new(m, tok, &data, &o, NULL, tu_err());
+    assert_non_null(t);
+    TU_OK(slm_finetune_run(t, tu_err()));
+    slm_ngram_opts no;
+    slm_ngram_opts_default(&no);
+    slm_finetune_scores v;
+    slm_cls_mix mix;
+    slm_ngram *ng = slm_finetune_fit_ngram(t, &no, NULL, NULL, &v, &mix, tu_err());
+    if (!ng) fail_msg("%s", tu_err_last());
+    if (getenv("SLM_TEST_VERBOSE"))
+        print_message("val acc head %.3f ngram %.3f pool %.3f mix %g %g\n", v.acc_head, v.acc_ngram, v.acc_mix,
+                      mix.w_head, mix.w_ngram);
+    assert_true(v.acc_mix >= v.acc_head && v.acc_mix >= v.acc_ngram);
+    assert_true(v.acc_ngram >= 0.9); /* keywords: easy for n-grams */
+    slm_finetune_scores again;
+    TU_OK(slm_finetune_score(t, &data.val, &again, tu_err()));
+    assert_float_equal(again.acc_mix, v.acc_mix, 1e-12);
+    const char *path = tu_tmp_path("synth-ngram.gguf");
+    TU_OK(slm_finetune_save(t, path, tu_err()));
+
+    int n = 24, Kl = 3;
+    float *zh = malloc(sizeof(float) * data.val.n * Kl), *got = malloc(sizeof(float) * n * Kl);
+    TU_OK(slm_finetune_logits(t, &data.val, zh, tu_err()));
+    const char **texts = malloc(sizeof(char *) * n);
+    size_t *lens = malloc(sizeof(size_t) * n);
+    for (int i = 0; i < n; i++) texts[i] = data.val.text[i], lens[i] = strlen(texts[i]);
+    const char *qpath = tu_tmp_path("synth-ngram-q8.gguf");
+    slm_quantize_opts qo = {.type = SLM_GGML_Q8_0};
+    TU_OK(slm_quantize_file(path, qpath, &qo, NULL, tu_err()));
+    slm_gguf *g = slm_gguf_open(qpath, tu_err());
+    assert_non_null(g);
+    const slm_gguf_tensor *nw = slm_gguf_find_tensor(g, "ngram.weight");
+    assert_non_null(nw);
+    assert_int_equal(nw->type, SLM_GGML_F16);
+    slm_gguf_close(g);
+    for (int pass = 0; pass < 2; pass++) {
+        slm_classifier *c = slm_classifier_load(pass ? qpath : path, NULL, tu_err());
+        if (!c) fail_msg("%s", tu_err_last());
+        float wh, wn;
+        assert_int_equal(slm_classifier_ngram_features(c, &wh, &wn), slm_ngram_n_features(ng));
+        assert_float_equal(wh, mix.w_head, 1e-7);
+        assert_float_equal(wn, mix.w_ngram, 1e-7);
+        TU_OK(slm_classifier_predict(c, texts, lens, n, got, tu_err()));
+        for (int i = 0; i < n; i++) {
+            float zn[3], ref[3];
+            slm_ngram_logits(ng, texts[i], lens[i], zn);
+            for (int k = 0; k < Kl; k++) ref[k] = mix.w_head * zh[i * Kl + k] + mix.w_ngram * zn[k];
+            slm_cls_softmax(ref, 1, Kl);
+            /* F16 n-gram weights (and a Q8_0 body on the second pass) move it a little */
+            for (int k = 0; k < Kl; k++) assert_true(fabsf(got[i * Kl + k] - ref[k]) < (pass ? 0.05f : 5e-3f));
+        }
+        slm_classifier_free(c);
+    }
+    free(zh);
+    free(got);
+    free(texts);
+    free(lens);
+    slm_ngram_free(ng);
+    slm_finetune_free(t);
+    slm_model_free(m);
+}
+
 static void test_fixed_pooling_and_resume_exact(void **state) {
     (void)state;
     slm_finetune_opts o = task_opts();
@@ -572,9 +681,11 @@ int main(void) {
         cmocka_unit_test(test_head_fd),
         cmocka_unit_test(test_pool_fd),
         cmocka_unit_test(test_classify_path_fd),
+        cmocka_unit_test(test_mix_fit_known_answers),
         cmocka_unit_test(test_data_errors_name_file_and_line),
         cmocka_unit_test(test_learns_synthetic_task),
         cmocka_unit_test(test_fixed_pooling_and_resume_exact),
+        cmocka_unit_test(test_ngram_part_saved_and_pooled),
         cmocka_unit_test(test_non_classify_model_is_refused),
         cmocka_unit_test(test_body_from_base_drops_lm_head),
     };

@@ -695,10 +695,12 @@ static void test_gguf_load_types_and_errors(void **state) {
     slm_err e;
     /* F16 everywhere converts; llama.vocab_size absent (taken from token_embd) */
     assert_int_equal(load_edited("f16.gguf", NULL, SLM_GGML_F16, 0, 0, &e), SLM_OK);
-    /* another type is refused, naming the tensor and the type */
-    assert_int_equal(load_edited("bf16.gguf", "blk.1.ffn_up.weight", SLM_GGML_BF16, 0, 0, &e), SLM_ERR_UNSUPPORTED);
+    /* a type with a dequantizer converts (BF16 here; block types in test_quantize) */
+    assert_int_equal(load_edited("bf16.gguf", "blk.1.ffn_up.weight", SLM_GGML_BF16, 0, 0, &e), SLM_OK);
+    /* a type without one is refused, naming the tensor and the type */
+    assert_int_equal(load_edited("i32.gguf", "blk.1.ffn_up.weight", SLM_GGML_I32, 0, 0, &e), SLM_ERR_UNSUPPORTED);
     assert_non_null(strstr(e.msg, "blk.1.ffn_up.weight"));
-    assert_non_null(strstr(e.msg, "bf16"));
+    assert_non_null(strstr(e.msg, "i32"));
     /* a misshapen tensor names the tensor, the found and the expected shape */
     assert_int_equal(load_edited("shape.gguf", "blk.0.attn_v.weight", SLM_GGML_F32, 1, 0, &e), SLM_ERR_FORMAT);
     assert_non_null(strstr(e.msg, "blk.0.attn_v.weight"));

@@ -47,6 +47,13 @@ double cli_double(const char *opt, const char *s, double min, double max) {
     return v;
 }
 
+int cli_on_off(const char *opt, const char *s) {
+    if (!strcmp(s, "on")) return 1;
+    if (!strcmp(s, "off")) return 0;
+    cli_die("%s: expected on or off, got '%s'", opt, s);
+    return 0;
+}
+
 /* Length of the valid UTF-8 sequence at p (n bytes available), or 0 if it is not one. */
 static size_t utf8_len(const unsigned char *p, size_t n) {
     unsigned c = p[0];

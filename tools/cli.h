@@ -45,6 +45,8 @@ const char *cli_value(int argc, char **argv, int *i);
 /* Parses s as an integer / a number within [min, max]; dies naming opt when it is not. */
 long cli_long(const char *opt, const char *s, long min, long max);
 double cli_double(const char *opt, const char *s, double min, double max);
+/* "on" -> 1, "off" -> 0; dies naming opt otherwise. */
+int cli_on_off(const char *opt, const char *s);
 
 /* Prints s[0..n) to stdout in double quotes: valid UTF-8 as is; quotes, backslashes, control
  * characters and invalid bytes escaped (\n, \t, \r, \xNN). With max > 0, stops after max

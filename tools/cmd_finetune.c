@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "task/classify_head.h"
 #include "task/finetune.h"
+#include "task/ngram.h"
 #include "task/lora.h"
 #include "task/task_data.h"
 #include "tokenizer/tokenizer.h"
@@ -54,6 +55,13 @@ static const char usage[] =
     "  --lora-dropout P       only 0: the update is folded into the weights (one forward pass)\n"
     "  --lora-targets LIST    q,k,v,o,gate,up,down or all                            [q,k,v,o]\n"
     "\n"
+    "sparse n-gram part (full models; not with --lora):\n"
+    "  --ngram on|off         also train TF-IDF word 1-2 + char 2-5 gram logistic regression on\n"
+    "                         the training texts and pool its logits with the head's, weights fitted\n"
+    "                         on validation: it catches rare words and typos the transformer misses [on]\n"
+    "  --ngram-c X            its inverse L2 strength (scikit-learn's C)              [30]\n"
+    "  --ngram-min-df N       keep n-grams seen in at least N training texts           [1]\n"
+    "\n"
     "validation:\n"
     "  --eval-every N         validate every N steps (0: once per epoch), and at the end [0]\n"
     "  --patience N           early stop after N validations without gain          [0 = off]\n"
@@ -80,6 +88,28 @@ static void on_progress(void *ctx, const slm_finetune_progress *p) {
             p->examples_per_s, eta >= 0 && eta < 1e7 ? eta : 0);
     if (validated) fprintf(stderr, " | val loss %.4f acc %.4f", p->val_loss, p->val_acc);
     train_progress_end(ps, p->step, p->steps, validated, p->stopped_early);
+}
+
+static void on_ngram_progress(void *ctx, int iter, int max_iter, double loss) {
+    const train_progress *ps = ctx;
+    if (ps->quiet || !ps->tty) return;
+    fprintf(stderr, "\rn-gram part: iteration %d (at most %d) | loss %.4f   ", iter, max_iter, loss);
+}
+
+/* The n-gram part: trained, pooled and attached to t; reports its validation gain. */
+static slm_ngram *fit_ngram(slm_finetune *t, const slm_ngram_opts *no, train_progress *ps) {
+    slm_err err;
+    slm_finetune_scores v;
+    slm_cls_mix mix;
+    double t0 = slm_time_now();
+    slm_ngram *ng = slm_finetune_fit_ngram(t, no, on_ngram_progress, ps, &v, &mix, &err);
+    if (!ng) cli_fail(&err, "finetune");
+    if (!ps->quiet)
+        fprintf(stderr, "%sn-gram part: %d features in %.1fs; validation accuracy: transformer %.4f, n-gram %.4f, "
+                "together %.4f (logits %.3g x head + %.3g x n-gram)\n", ps->tty ? "\r" : "",
+                slm_ngram_n_features(ng), slm_time_now() - t0, v.acc_head, v.acc_ngram, v.acc_mix, mix.w_head,
+                mix.w_ngram);
+    return ng;
 }
 
 /* A BPE tokenizer trained on the training texts (one per line). */
@@ -110,7 +140,9 @@ static slm_tokenizer *train_tokenizer(const slm_task_data *d, int vocab, int qui
 int cmd_finetune(int argc, char **argv) {
     const char *dir = NULL, *task = NULL, *preset = NULL, *tok_path = NULL, *init = NULL, *resume = NULL;
     const char *out = NULL, *log_path = NULL, *ckpt = NULL;
-    int vocab = 2048, ckpt_every = 100, threads = 0, quiet = 0, lr_given = 0;
+    int vocab = 2048, ckpt_every = 100, threads = 0, quiet = 0, lr_given = 0, use_ngram = 1;
+    slm_ngram_opts no;
+    slm_ngram_opts_default(&no);
     slm_lora_opts lo = {.rank = 0, .alpha = 0, .dropout = 0, .targets = SLM_LORA_Q | SLM_LORA_K | SLM_LORA_V | SLM_LORA_O};
     slm_finetune_opts o;
     slm_finetune_opts_default(&o);
@@ -143,6 +175,9 @@ int cmd_finetune(int argc, char **argv) {
             o.pooling = !strcmp(v, "auto") ? SLM_POOL_AUTO : slm_pooling_from_name(v);
             if (o.pooling == -1 && strcmp(v, "auto")) cli_die("--pooling: '%s' is not last, mean or auto", v);
         } else if (!strcmp(a, "--select-frac")) o.select_frac = (float)cli_double(a, cli_value(argc, argv, &i), 0.001, 0.999);
+        else if (!strcmp(a, "--ngram")) use_ngram = cli_on_off(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--ngram-c")) no.C = (float)cli_double(a, cli_value(argc, argv, &i), 1e-4, 1e6);
+        else if (!strcmp(a, "--ngram-min-df")) no.min_df = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
         else if (!strcmp(a, "--lora")) lo.rank = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else if (!strcmp(a, "--lora-alpha")) lo.alpha = (float)cli_double(a, cli_value(argc, argv, &i), 1e-6, 1e6);
         else if (!strcmp(a, "--lora-dropout")) lo.dropout = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.99);
@@ -160,6 +195,7 @@ int cmd_finetune(int argc, char **argv) {
         cli_die("finetune: give one of --preset/--tokenizer (new model), --init (base) or --resume");
     if (lo.rank && !init) cli_die("finetune: --lora needs --init BASE.gguf (the frozen base)");
     if (lo.rank && ckpt) cli_die("finetune: --checkpoint is not available with --lora yet");
+    if (lo.rank) use_ngram = 0; /* an adapter carries the head only (lora.h) */
     if (lo.rank && lo.alpha == 0) lo.alpha = 2.0f * (float)lo.rank;
     if (init && !lr_given) o.lr = lo.rank ? 1e-3f : 3e-4f;
     if (o.lr_min > o.lr) o.lr_min = o.lr;
@@ -230,18 +266,27 @@ int cmd_finetune(int argc, char **argv) {
                 o.pooling == SLM_POOL_AUTO ? "auto" : slm_pooling_name(o.pooling));
     double t0 = slm_time_now();
     if (slm_finetune_run(t, &err) != SLM_OK) cli_fail(&err, "finetune");
+    double train_s = slm_time_now() - t0;
+    no.n_threads = slm_pool_size(pool);
+    slm_ngram *ng = use_ngram ? fit_ngram(t, &no, &ps) : NULL;
     if ((lora ? slm_finetune_save_adapter(t, out, &err) : slm_finetune_save(t, out, &err)) != SLM_OK)
         cli_fail(&err, out);
     if (!quiet) {
-        fprintf(stderr, "wrote %s after %d steps in %.1fs: pooling %s, validation accuracy %.4f, loss %.4f\n", out,
-                slm_finetune_step(t), slm_time_now() - t0, slm_pooling_name(slm_finetune_pooling(t)),
-                slm_finetune_val_acc(t), slm_finetune_val_loss(t));
+        fprintf(stderr, "wrote %s after %d steps in %.1fs (+ %.1fs n-gram part): pooling %s, validation accuracy "
+                "%.4f, loss %.4f (transformer alone)\n", out, slm_finetune_step(t), train_s,
+                slm_time_now() - t0 - train_s, slm_pooling_name(slm_finetune_pooling(t)), slm_finetune_val_acc(t),
+                slm_finetune_val_loss(t));
         if (data.test.n) {
-            double loss, acc;
-            if (slm_finetune_evaluate(t, &data.test, 0, &loss, &acc, &err) != SLM_OK) cli_fail(&err, "test");
-            fprintf(stderr, "test: accuracy %.4f, loss %.4f on %d examples\n", acc, loss, data.test.n);
+            slm_finetune_scores r;
+            if (slm_finetune_score(t, &data.test, &r, &err) != SLM_OK) cli_fail(&err, "test");
+            if (ng)
+                fprintf(stderr, "test: accuracy %.4f, loss %.4f on %d examples (transformer %.4f, n-gram %.4f)\n",
+                        r.acc_mix, r.nll_mix, data.test.n, r.acc_head, r.acc_ngram);
+            else
+                fprintf(stderr, "test: accuracy %.4f, loss %.4f on %d examples\n", r.acc_head, r.nll_head, data.test.n);
         }
     }
+    slm_ngram_free(ng);
     slm_finetune_free(t);
     slm_lora_free(lora);
     slm_model_free(m);

@@ -112,6 +112,9 @@ static uint32_t choose_type(const slm_gguf_tensor *t, const slm_quantize_opts *o
     note[0] = 0;
     *fallback = false;
     if (t->n_dims < 2 || !ends_with(t->name, "weight")) return t->type; /* copied as is */
+    /* a classify model's sparse n-gram part: rows of K label weights, read one feature at a time
+     * (classify_model.h), already F16; blocks of 32 would not fit K */
+    if (t->name.len > 6 && !memcmp(t->name.ptr, "ngram.", 6)) return t->type;
     bool embd = name_is(t->name, "token_embd.weight");
     if (embd && o->keep_embeddings) {
         snprintf(note, note_len, "--keep-embeddings");

@@ -3,7 +3,8 @@
  *
  * Policy (llama.cpp's llama-quant.cpp, for the types slm has):
  *  - only 2-D tensors whose name ends in "weight" are converted; norms, biases and every other
- *    1-D tensor are copied as they are (F32);
+ *    1-D tensor are copied as they are (F32), as is a classify model's n-gram part (ngram.*,
+ *    F16 rows of one weight per label: read a feature at a time, not in blocks);
  *  - for a quantized target, output.weight (token_embd.weight when there is no output.weight,
  *    i.e. tied embeddings) goes to Q6_K unless the target is Q8_0 — or Q8_0 when its rows are
  *    not whole blocks of the target; token_embd.weight otherwise follows the target;

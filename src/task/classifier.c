@@ -15,6 +15,7 @@
 #include "model/forward.h"
 #include "quant/quant.h"
 #include "task/classify_head.h"
+#include "task/classify_mix.h"
 #include "task/classify_model.h"
 #include "task/lora.h"
 #include "task/task_data.h"
@@ -37,6 +38,8 @@ struct slm_classifier {
     int32_t *tokens, *pos, *seq, *start, *len; /* (N) (N) (N) (B) (B) */
     int8_t *out;               /* (N) zeros: no logits */
     float *pooled, *logits;    /* (B, D), (B, K) */
+    slm_ngram *ngram;          /* the sparse n-gram part, or NULL */
+    slm_cls_mix mix;           /* and the weights of the two parts' logits */
 };
 
 slm_status slm_classify_task_add(slm_gguf_writer *w, int D, const float *W, const float *b,
@@ -50,6 +53,13 @@ slm_status slm_classify_task_add(slm_gguf_writer *w, int D, const float *W, cons
     s = slm_gguf_add_tensor(w, "cls.weight", SLM_GGML_F32, 2, ne, W, err);
     if (!s) s = slm_gguf_add_tensor(w, "cls.bias", SLM_GGML_F32, 1, &ne[1], b, err);
     return s;
+}
+
+slm_status slm_classify_ngram_add(slm_gguf_writer *w, const slm_ngram *ng, slm_cls_mix mix, slm_err *err) {
+    slm_status s = slm_gguf_set_f32(w, "slm.mix.head", mix.w_head);
+    if (!s) s = slm_gguf_set_f32(w, "slm.mix.ngram", mix.w_ngram);
+    if (s) return slm_err_set(err, s, "classify model: out of memory");
+    return slm_ngram_add(w, ng, err);
 }
 
 slm_status slm_classify_model_add(slm_gguf_writer *w, const slm_model *m, const slm_tokenizer *tok,
@@ -184,6 +194,15 @@ static slm_classifier *load_impl(const char *path, const char *adapter, slm_pool
     if (!c->W || !c->b) goto nomem;
     if ((s = head_tensor(mg, "cls.weight", (uint64_t)c->D, (uint64_t)c->K, c->W, err)) != SLM_OK) goto fail;
     if ((s = head_tensor(mg, "cls.bias", (uint64_t)c->K, 1, c->b, err)) != SLM_OK) goto fail;
+    if ((s = slm_ngram_read(mg, c->K, &c->ngram, err)) != SLM_OK) {
+        slm_err_prefix(err, "%s", path);
+        goto fail;
+    }
+    if (c->ngram && ((s = slm_gguf_get_f32(mg, "slm.mix.head", &c->mix.w_head, err)) != SLM_OK ||
+                     (s = slm_gguf_get_f32(mg, "slm.mix.ngram", &c->mix.w_ngram, err)) != SLM_OK)) {
+        slm_err_prefix(err, "%s: the n-gram part's weight", path);
+        goto fail;
+    }
 
     int N = CLS_MAX_BATCH * c->max_tokens;
     c->ctx = slm_ctx_new_outputs(&c->m->cfg, N, 1, 0, pool, err);
@@ -227,6 +246,7 @@ void slm_classifier_free(slm_classifier *c) {
     free(c->len);
     free(c->pooled);
     free(c->logits);
+    slm_ngram_free(c->ngram);
     slm_gguf_close(c->g);
     slm_gguf_close(c->ga);
     free(c);
@@ -237,14 +257,27 @@ const char *slm_classifier_label(const slm_classifier *c, int i) {
     return i >= 0 && i < c->K ? c->labels[i] : NULL;
 }
 int slm_classifier_max_tokens(const slm_classifier *c) { return c->max_tokens; }
+int slm_classifier_ngram_features(const slm_classifier *c, float *w_head, float *w_ngram) {
+    if (!c->ngram) return 0;
+    if (w_head) *w_head = c->mix.w_head;
+    if (w_ngram) *w_ngram = c->mix.w_ngram;
+    return slm_ngram_n_features(c->ngram);
+}
 
-/* One forward pass over the n_ex examples laid out in c's buffers; probabilities into probs. */
-static slm_status run_pass(slm_classifier *c, int n_ex, int n_tok, float *probs, slm_err *err) {
+/* One forward pass over the n_ex examples laid out in c's buffers (texts/lens: theirs, for the
+ * n-gram part); probabilities into probs. */
+static slm_status run_pass(slm_classifier *c, const char *const *texts, const size_t *lens, int n_ex, int n_tok,
+                           float *probs, slm_err *err) {
     slm_batch b = {.n_tokens = n_tok, .token = c->tokens, .pos = c->pos, .seq = c->seq, .output = c->out};
     slm_status s = slm_model_forward(c->m, c->ctx, c->kv, &b, err);
     if (s) return s;
     slm_cls_pool(slm_ctx_hidden(c->ctx), c->D, c->start, c->len, n_ex, c->pooling, c->pooled);
     slm_cls_logits(c->W, c->b, c->pooled, n_ex, c->D, c->K, probs);
+    if (c->ngram) {
+        for (int e = 0; e < n_ex; e++)
+            slm_ngram_logits(c->ngram, texts[e] ? texts[e] : "", texts[e] ? lens[e] : 0, c->logits + (size_t)e * c->K);
+        slm_cls_mix_logits(&c->mix, probs, c->logits, n_ex, c->K, probs);
+    }
     slm_cls_softmax(probs, n_ex, c->K);
     return SLM_OK;
 }
@@ -268,7 +301,7 @@ slm_status slm_classifier_predict(slm_classifier *c, const char *const *texts, c
         n_tok += k;
         n_ex++;
         if (n_ex == CLS_MAX_BATCH || i == n - 1) {
-            s = run_pass(c, n_ex, n_tok, probs + (size_t)first * c->K, err);
+            s = run_pass(c, texts + first, lens + first, n_ex, n_tok, probs + (size_t)first * c->K, err);
             if (s) return slm_err_prefix(err, "classify: texts %d..%d", first, i);
             first = i + 1;
             n_ex = 0;

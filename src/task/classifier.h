@@ -5,6 +5,10 @@
  * slm.task = "classify", slm.labels (string array, head row order), slm.pooling ("last" or
  * "mean") and the head tensors cls.weight (n_labels, D) and cls.bias (n_labels).
  * One forward pass per batch of texts gives a real probability for every label.
+ *
+ * Optionally a sparse n-gram part (ngram.h; slm finetune trains it by default): then the
+ * probabilities are softmax(slm.mix.head · head logits + slm.mix.ngram · n-gram logits)
+ * (classify_mix.h).
  */
 #ifndef SLM_TASK_CLASSIFIER_H
 #define SLM_TASK_CLASSIFIER_H
@@ -30,6 +34,8 @@ int slm_classifier_n_labels(const slm_classifier *c);
 const char *slm_classifier_label(const slm_classifier *c, int i);
 /* The longest text (in tokens, BOS included) a prediction reads; longer texts are cut to it. */
 int slm_classifier_max_tokens(const slm_classifier *c);
+/* Features of the n-gram part, 0 without one; *mix (may be NULL) its weights then. */
+int slm_classifier_ngram_features(const slm_classifier *c, float *w_head, float *w_ngram);
 
 /* Probabilities for n texts (texts[i] of lens[i] bytes): probs[i * n_labels + j]. All n texts go
  * through the model in one batched forward pass (split into passes of at most max_batch_tokens).

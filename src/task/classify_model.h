@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "task/classify_mix.h"
+#include "task/ngram.h"
 #include "tokenizer/tokenizer.h"
 
 /* Adds the body (slm_model_save), the tokenizer, general.name = "slm-classify", slm.task =
@@ -20,6 +22,11 @@ slm_status slm_classify_model_add(slm_gguf_writer *w, const slm_model *m, const 
  * slm.max_tokens, cls.weight (K, D), cls.bias (K) — what a classify LoRA adapter carries. */
 slm_status slm_classify_task_add(slm_gguf_writer *w, int D, const float *W, const float *b,
                                  char *const *labels, int K, int pooling, int max_tokens, slm_err *err);
+
+/* The optional sparse n-gram part (ngram.h: slm.ngram.* keys, ngram.* tensors) and the weights
+ * of the two parts' logits (classify_mix.h) as slm.mix.head and slm.mix.ngram (f32). ng must
+ * outlive slm_gguf_writer_write. */
+slm_status slm_classify_ngram_add(slm_gguf_writer *w, const slm_ngram *ng, slm_cls_mix mix, slm_err *err);
 
 /* Reads a classify file's head: cls.weight (K, D) and cls.bias (K) as F32 (any type with a
  * dequantizer) and slm.pooling. Errors name the tensor or key and the shapes. */

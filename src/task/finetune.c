@@ -169,6 +169,7 @@ fail:
 
 void slm_finetune_free(slm_finetune *t) {
     if (!t) return;
+    slm_ngram_free(t->own_ngram);
     slm_ctx_free(t->ctx);
     slm_kv_cache_free(t->kv);
     void *bufs[] = {t->grads, t->adam_m, t->adam_v, t->best, t->best_head, t->head, t->ghead, t->head_m,
@@ -248,6 +249,17 @@ slm_status slm_finetune_load_head(slm_finetune *t, const slm_gguf *g, slm_err *e
     t->head_pool[0] = pooling;
     t->select_step = 0;
     t->o.pooling = pooling;
+    /* its n-gram part travels on unchanged (a pruning recovery keeps it) */
+    slm_ngram *ng = NULL;
+    if ((s = slm_ngram_read(g, t->K, &ng, err)) != SLM_OK) return s;
+    if (ng && ((s = slm_gguf_get_f32(g, "slm.mix.head", &t->mix.w_head, err)) != SLM_OK ||
+               (s = slm_gguf_get_f32(g, "slm.mix.ngram", &t->mix.w_ngram, err)) != SLM_OK)) {
+        slm_ngram_free(ng);
+        return s;
+    }
+    slm_ngram_free(t->own_ngram);
+    t->own_ngram = ng;
+    t->ngram = ng;
     return SLM_OK;
 }
 
@@ -305,7 +317,7 @@ static void head_forward(slm_finetune *t, int h, int E) {
 
 /* Mean loss and accuracy of every active head over a split (one forward per B examples). */
 static slm_status eval_heads(slm_finetune *t, const slm_task_split *s, double *loss, double *acc,
-                             slm_err *err) {
+                             float *logits0, slm_err *err) {
     double lsum[2] = {0, 0};
     int correct[2] = {0, 0};
     int idx[4096];
@@ -319,6 +331,8 @@ static slm_status eval_heads(slm_finetune *t, const slm_task_split *s, double *l
         for (int h = 0; h < t->n_heads; h++) {
             int c = 0;
             head_forward(t, h, E);
+            if (h == 0 && logits0)
+                memcpy(logits0 + (size_t)i0 * t->K, t->logits, sizeof(float) * (size_t)E * t->K);
             lsum[h] += slm_cls_loss(t->logits, t->labels, E, t->K, 0.0f, 1.0f, NULL, &c);
             correct[h] += c;
         }
@@ -337,11 +351,23 @@ slm_status slm_finetune_evaluate(slm_finetune *t, const slm_task_split *s, int h
     if (!s || s->n < 1 || !s->tokens) return slm_err_set(err, SLM_ERR_ARG, "evaluate: an empty or untokenized split");
     if (s->max_len > t->T) return slm_err_set(err, SLM_ERR_ARG, "evaluate: examples longer than %d tokens", t->T);
     double l[2], a[2];
-    slm_status st = eval_heads(t, s, l, a, err);
+    slm_status st = eval_heads(t, s, l, a, NULL, err);
     if (st) return st;
     *loss = l[head];
     *acc = a[head];
     return SLM_OK;
+}
+
+slm_status slm_finetune_logits(slm_finetune *t, const slm_task_split *s, float *logits, slm_err *err) {
+    if (!s || s->n < 1 || !s->tokens) return slm_err_set(err, SLM_ERR_ARG, "logits: an empty or untokenized split");
+    if (s->max_len > t->T) return slm_err_set(err, SLM_ERR_ARG, "logits: examples longer than %d tokens", t->T);
+    double l[2], a[2];
+    return eval_heads(t, s, l, a, logits, err);
+}
+
+void slm_finetune_set_ngram(slm_finetune *t, const slm_ngram *ng, slm_cls_mix mix) {
+    t->ngram = ng;
+    t->mix = mix;
 }
 
 /* One optimizer step's gradients: forward, head loss, backward, for each micro-batch. */
@@ -441,7 +467,7 @@ static void choose_head(slm_finetune *t, const double *loss, const double *acc, 
 
 static slm_status validate(slm_finetune *t, slm_finetune_progress *p, slm_err *err) {
     double loss[2], acc[2];
-    slm_status st = eval_heads(t, &t->d->val, loss, acc, err);
+    slm_status st = eval_heads(t, &t->d->val, loss, acc, NULL, err);
     if (st) return st;
     if (t->n_heads == 2) {
         if (t->step < t->select_step) { /* before the choice: report the better head */

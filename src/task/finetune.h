@@ -32,7 +32,9 @@
 #include "core/threads.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "task/classify_mix.h"
 #include "task/lora.h"
+#include "task/ngram.h"
 #include "task/task_data.h"
 #include "tokenizer/tokenizer.h"
 #include "train/optimizer.h"
@@ -124,7 +126,8 @@ slm_status slm_finetune_resume(slm_finetune *t, const slm_gguf *ckpt, slm_err *e
 
 /* Starts from an existing classify model's head: g's cls.weight/cls.bias and slm.pooling (its
  * slm.labels must equal the data's labels, in order). Pooling is then fixed to the file's (auto
- * is skipped). Call before the first step. Errors name the key or tensor. */
+ * is skipped); its n-gram part, if any, is kept for slm_finetune_save. Call before the first
+ * step. Errors name the key or tensor. */
 slm_status slm_finetune_load_head(slm_finetune *t, const slm_gguf *g, slm_err *err);
 
 /* Pruning masks (n_params bytes, 1 = kept; NULL: none): after every optimizer step the body's
@@ -149,6 +152,30 @@ const float *slm_finetune_lora_base(const slm_finetune *t);
  * student's softmax at temperature T (slm_cls_distill_loss). T > 0, alpha in [0, 1]. */
 slm_status slm_finetune_set_teacher(slm_finetune *t, const float *probs, float temperature, float alpha,
                                     slm_err *err);
+
+/* The current head's logits (s->n, K) for every example of a split (head 0: the chosen one, or the
+ * first while auto has not chosen). */
+slm_status slm_finetune_logits(slm_finetune *t, const slm_task_split *s, float *logits, slm_err *err);
+
+/* A sparse n-gram part (ngram.h) to save beside the head, with the weights of the two parts'
+ * logits (classify_mix.h); ng must outlive the trainer's saves. NULL removes it. Full models
+ * only: LoRA adapters and checkpoints do not carry it. */
+void slm_finetune_set_ngram(slm_finetune *t, const slm_ngram *ng, slm_cls_mix mix);
+
+/* Scores of a split under the head, the n-gram part and their pool (classify_mix.h). */
+typedef struct {
+    double acc_head, acc_ngram, acc_mix;
+    double nll_head, nll_ngram, nll_mix;
+} slm_finetune_scores;
+
+/* The n-gram part (finetune_ngram.c): trains an slm_ngram on the training texts (o; cb may be
+ * NULL), fits the pool's weights on the validation split, attaches both (slm_finetune_set_ngram)
+ * and returns the n-gram model, which the caller frees after the last save. *val (may be NULL)
+ * receives the validation scores, *mix the weights. Call after training. */
+slm_ngram *slm_finetune_fit_ngram(slm_finetune *t, const slm_ngram_opts *o, slm_ngram_progress cb, void *ctx,
+                                  slm_finetune_scores *val, slm_cls_mix *mix, slm_err *err);
+/* The scores of split s with the attached n-gram part (without one: acc_ngram/acc_mix = head). */
+slm_status slm_finetune_score(slm_finetune *t, const slm_task_split *s, slm_finetune_scores *r, slm_err *err);
 
 /* Body of a base model for a classifier: copies every body tensor of src (fp32, llama) into a new
  * model with the same shape and a tied output (the LM head is dropped). */

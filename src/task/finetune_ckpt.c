@@ -41,6 +41,7 @@ slm_status slm_finetune_save(const slm_finetune *t, const char *path, slm_err *e
     slm_gguf_writer *w = slm_gguf_writer_new();
     if (!w) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
     slm_status s = add_model(t, w, err);
+    if (!s && t->ngram) s = slm_classify_ngram_add(w, t->ngram, t->mix, err);
     if (!s) s = slm_gguf_writer_write(w, path, err);
     slm_gguf_writer_free(w);
     if (s) slm_err_prefix(err, "writing %s", path);

@@ -5,7 +5,9 @@
 #include <stdio.h>
 
 #include "model/forward.h"
+#include "task/classify_mix.h"
 #include "task/finetune.h"
+#include "task/ngram.h"
 
 struct slm_finetune {
     slm_model *m;
@@ -46,6 +48,9 @@ struct slm_finetune {
     float kd_T, kd_alpha;
     float *soft;            /* (B, K) the batch's teacher rows */
     const uint8_t *mask;    /* (n_params) pruning mask re-applied after each step, or NULL */
+    const slm_ngram *ngram; /* the sparse n-gram part saved beside the head, or NULL */
+    slm_cls_mix mix;        /* and the weights of the two parts' logits */
+    slm_ngram *own_ngram;   /* the one slm_finetune_load_head read (owned), or NULL */
     slm_finetune_callback cb;
     void *cb_ctx;
 };
