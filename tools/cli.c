@@ -47,6 +47,21 @@ double cli_double(const char *opt, const char *s, double min, double max) {
     return v;
 }
 
+char *cli_unescape(const char *s) {
+    char *o = malloc(strlen(s) + 1), *q = o;
+    if (!o) cli_die("out of memory");
+    for (; *s; s++) {
+        if (s[0] == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
+            *q++ = s[1] == 'n' ? '\n' : s[1] == 't' ? '\t' : '\\';
+            s++;
+        } else {
+            *q++ = *s;
+        }
+    }
+    *q = 0;
+    return o;
+}
+
 int cli_on_off(const char *opt, const char *s) {
     if (!strcmp(s, "on")) return 1;
     if (!strcmp(s, "off")) return 0;

@@ -45,6 +45,9 @@ const char *cli_value(int argc, char **argv, int *i);
 /* Parses s as an integer / a number within [min, max]; dies naming opt when it is not. */
 long cli_long(const char *opt, const char *s, long min, long max);
 double cli_double(const char *opt, const char *s, double min, double max);
+/* A copy of s (malloc'd) with the two-character escapes \n, \t and \\ turned into a newline, a
+ * tab and a backslash (a --separator given on the command line). */
+char *cli_unescape(const char *s);
 /* "on" -> 1, "off" -> 0; dies naming opt otherwise. */
 int cli_on_off(const char *opt, const char *s);
 

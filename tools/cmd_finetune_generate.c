@@ -68,32 +68,6 @@ static const char usage[] =
     "\n"
     "Not available yet for --task generate: --resume and --checkpoint.\n";
 
-static void on_progress(void *ctx, const slm_sft_progress *p) {
-    const train_progress *ps = ctx;
-    int validated = !isnan(p->val_loss);
-    if (!train_progress_begin(ps, p->step, p->steps, validated)) return;
-    double eta = p->eta_s;
-    fprintf(stderr, " | epoch %.2f | loss %.4f | lr %.2e | %.0f tok/s | eta %.0fs", p->epoch, p->loss, p->lr,
-            p->tokens_per_s, eta >= 0 && eta < 1e7 ? eta : 0);
-    if (validated) fprintf(stderr, " | val loss %.4f", p->val_loss);
-    train_progress_end(ps, p->step, p->steps, validated, p->stopped_early);
-}
-
-/* "\n" and "\t" in a --separator become the characters. */
-static char *unescape(const char *s) {
-    char *o = malloc(strlen(s) + 1), *q = o;
-    if (!o) cli_die("out of memory");
-    for (; *s; s++) {
-        if (s[0] == '\\' && (s[1] == 'n' || s[1] == 't' || s[1] == '\\')) {
-            *q++ = s[1] == 'n' ? '\n' : s[1] == 't' ? '\t' : '\\';
-            s++;
-        } else {
-            *q++ = *s;
-        }
-    }
-    *q = 0;
-    return o;
-}
 
 int cmd_finetune_generate(int argc, char **argv) {
     const char *dir = NULL, *task = NULL, *preset = NULL, *tok_path = NULL, *init = NULL, *out = NULL;
@@ -135,7 +109,7 @@ int cmd_finetune_generate(int argc, char **argv) {
     if (template_name && no_template) cli_die("finetune: --chat-template and --no-chat-template contradict each other");
     if (!init && !lr_given) o.lr = 1e-3f;
     if (o.lr_min > o.lr) o.lr_min = o.lr;
-    char *sep = unescape(sep_arg ? sep_arg : "");
+    char *sep = cli_unescape(sep_arg ? sep_arg : "");
 
     slm_err err;
     slm_blas_set_threads(1); /* the library splits products over its own pool (as slm train) */
@@ -192,7 +166,7 @@ int cmd_finetune_generate(int argc, char **argv) {
     if (log_path && slm_sft_set_log(t, log_path, &err) != SLM_OK) cli_fail(&err, "--log");
     train_progress ps;
     train_progress_init(&ps, quiet, slm_sft_steps(t));
-    slm_sft_set_callback(t, on_progress, &ps);
+    slm_sft_set_callback(t, train_progress_sft, &ps);
     if (!quiet)
         fprintf(stderr, "model: %d layers, dim %d, %d heads, hidden %d, vocab %d: %.2fM parameters; %d steps of "
                 "%d x %d examples (max %d tokens)\n", m->cfg.n_layers, m->cfg.dim, m->cfg.n_heads, m->cfg.hidden_dim,

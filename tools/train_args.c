@@ -1,6 +1,7 @@
 /* train_args.c: the training commands' common options and progress line (see train_args.h). */
 #include "train_args.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,4 +55,15 @@ void train_progress_end(const train_progress *ps, int step, int steps, int valid
     if (!ps->tty || validated || step == steps || stopped_early) fputc('\n', stderr);
     else fputs("   ", stderr);
     fflush(stderr);
+}
+
+void train_progress_sft(void *ctx, const slm_sft_progress *p) {
+    const train_progress *ps = ctx;
+    int validated = !isnan(p->val_loss);
+    if (!train_progress_begin(ps, p->step, p->steps, validated)) return;
+    double eta = p->eta_s;
+    fprintf(stderr, " | epoch %.2f | loss %.4f | lr %.2e | %.0f tok/s | eta %.0fs", p->epoch, p->loss, p->lr,
+            p->tokens_per_s, eta >= 0 && eta < 1e7 ? eta : 0);
+    if (validated) fprintf(stderr, " | val loss %.4f", p->val_loss);
+    train_progress_end(ps, p->step, p->steps, validated, p->stopped_early);
 }

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "task/sft.h"
+
 typedef struct {
     int *steps;              /* --steps N        [1, 2^30] */
     float *epochs;           /* --epochs X       [1e-6, 1e6] */
@@ -51,5 +53,8 @@ void train_progress_init(train_progress *ps, int quiet, int steps);
  * return on a terminal). The caller prints its fields (" | ...") and then train_progress_end. */
 bool train_progress_begin(const train_progress *ps, int step, int steps, int validated);
 void train_progress_end(const train_progress *ps, int step, int steps, int validated, int stopped_early);
+
+/* The progress line of a generative fine-tuning or distillation run (ctx: a train_progress). */
+void train_progress_sft(void *ctx, const slm_sft_progress *p);
 
 #endif
