@@ -202,11 +202,9 @@ static void test_task_model_round(void **state) {
     assert_non_null(strstr(out, "classify"));
 }
 
-/* finetune --task generate on prompt/completion JSONL; the result generates. */
-static void test_generate_task_round(void **state) {
-    (void)state;
-    const char *dir = tu_tmp_path("sft"), *tok = tu_tmp_path("sft-tok.gguf"), *model = tu_tmp_path("sft.gguf");
-    const char *text = tu_tmp_path("sft-text.txt");
+/* A two-letter reversal task as prompt/completion JSONL in dir (40 train, 8 val) and a 300-token
+ * tokenizer tok trained on a slice of tinyshakespeare (written to text). */
+static void write_reversal_task(const char *dir, const char *text, const char *tok) {
     char a[2048];
     snprintf(a, sizeof a, "mkdir -p %s", dir);
     assert_int_equal(system(a), 0);
@@ -225,6 +223,15 @@ static void test_generate_task_round(void **state) {
     assert_int_equal(system(a), 0);
     snprintf(a, sizeof a, "tokenizer train %s --vocab 300 -o %s", text, tok);
     assert_int_equal(slm(a), 0);
+}
+
+/* finetune --task generate on prompt/completion JSONL; the result generates. */
+static void test_generate_task_round(void **state) {
+    (void)state;
+    const char *dir = tu_tmp_path("sft"), *tok = tu_tmp_path("sft-tok.gguf"), *model = tu_tmp_path("sft.gguf");
+    const char *text = tu_tmp_path("sft-text.txt");
+    char a[2048];
+    write_reversal_task(dir, text, tok);
     snprintf(a, sizeof a, "finetune --task generate --data %s --preset tiny --tokenizer %s --steps 5 -o %s --quiet",
              dir, tok, model);
     assert_int_equal(slm(a), 0);
@@ -257,23 +264,7 @@ static void test_distill_generate_round(void **state) {
     const char *dir = tu_tmp_path("kd-sft"), *tok = tu_tmp_path("kd-tok.gguf"), *text = tu_tmp_path("kd-text.txt");
     const char *teacher = tu_tmp_path("kd-teacher.gguf"), *student = tu_tmp_path("kd-student.gguf");
     char a[2048];
-    snprintf(a, sizeof a, "mkdir -p %s", dir);
-    assert_int_equal(system(a), 0);
-    const char *split[2] = {"train", "val"};
-    for (int k = 0; k < 2; k++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s.jsonl", dir, split[k]);
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        for (int i = 0; i < (k ? 8 : 40); i++)
-            fprintf(f, "{\"prompt\":\"rev %c%c=\",\"completion\":\"%c%c\"}\n", 'a' + i % 7, 'b' + i % 5,
-                    'b' + i % 5, 'a' + i % 7);
-        fclose(f);
-    }
-    snprintf(a, sizeof a, "head -c 20000 data/tinyshakespeare/input.txt > %s", text);
-    assert_int_equal(system(a), 0);
-    snprintf(a, sizeof a, "tokenizer train %s --vocab 300 -o %s", text, tok);
-    assert_int_equal(slm(a), 0);
+    write_reversal_task(dir, text, tok);
     snprintf(a, sizeof a, "finetune --task generate --data %s --preset tiny --tokenizer %s --steps 10 -o %s --quiet",
              dir, tok, teacher);
     assert_int_equal(slm(a), 0);
