@@ -242,20 +242,9 @@ static int distill_generate(int argc, char **argv) {
         slm_model_init_random(m, o.seed);
     }
 
-    slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .separator = sep, .max_len = o.max_len};
-    if (template_name) {
-        if (slm_chat_family_from_name(template_name, &f.family, &err) != SLM_OK) cli_fail(&err, "--chat-template");
-    } else if (!no_template && slm_gguf_find_kv(src, "tokenizer.chat_template")) {
-        if (slm_chat_template_from_gguf(src, &f.family, &err) != SLM_OK) cli_fail(&err, "chat template");
-    }
-    if (sep_arg && f.family != SLM_CHAT_UNKNOWN)
-        cli_die("distill: --separator applies without a chat template (this run uses %s; add --no-chat-template)",
-                slm_chat_family_name(f.family));
+    slm_sft_format f = sft_format_choose("distill", src, template_name, no_template, sep, sep_arg != NULL, o.max_len);
     if (slm_sft_data_tokenize(&data, tok, &f, &err) != SLM_OK) cli_fail(&err, "tokenizing --data");
-    if (!quiet)
-        fprintf(stderr, "data: %d training examples (%zu tokens, %zu counted), %d validation (%zu counted); "
-                "rendering: %s\n", data.train.n, data.train.n_tokens, data.train.n_counted, data.val.n,
-                data.val.n_counted, f.family == SLM_CHAT_UNKNOWN ? "raw text" : slm_chat_family_name(f.family));
+    sft_data_summary(&data, &f, o.max_len, quiet);
 
     slm_sft *t = slm_sft_new(m, tok, &data, &o, pool, &err);
     if (!t) cli_fail(&err, "distill");

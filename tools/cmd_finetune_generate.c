@@ -125,15 +125,7 @@ int cmd_finetune_generate(int argc, char **argv) {
     slm_tokenizer *tok = slm_tokenizer_load(src, &err);
     if (!tok) cli_fail(&err, src_path);
 
-    slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .separator = sep, .max_len = o.max_len};
-    if (template_name) {
-        if (slm_chat_family_from_name(template_name, &f.family, &err) != SLM_OK) cli_fail(&err, "--chat-template");
-    } else if (!no_template && slm_gguf_find_kv(src, "tokenizer.chat_template")) {
-        if (slm_chat_template_from_gguf(src, &f.family, &err) != SLM_OK) cli_fail(&err, "chat template");
-    }
-    if (sep_arg && f.family != SLM_CHAT_UNKNOWN)
-        cli_die("finetune: --separator applies without a chat template (this run uses %s; add --no-chat-template)",
-                slm_chat_family_name(f.family));
+    slm_sft_format f = sft_format_choose("finetune", src, template_name, no_template, sep, sep_arg != NULL, o.max_len);
 
     slm_model *m;
     if (init) {
@@ -152,15 +144,7 @@ int cmd_finetune_generate(int argc, char **argv) {
         slm_model_init_random(m, o.seed);
     }
     if (slm_sft_data_tokenize(&data, tok, &f, &err) != SLM_OK) cli_fail(&err, "tokenizing --data");
-    if (!quiet) {
-        fprintf(stderr, "data: %d training examples (%zu tokens, %zu counted), %d validation (%zu counted); "
-                "rendering: %s\n", data.train.n, data.train.n_tokens, data.train.n_counted, data.val.n,
-                data.val.n_counted, f.family == SLM_CHAT_UNKNOWN ? "raw text" : slm_chat_family_name(f.family));
-        int cut = data.train.n_cut + data.val.n_cut, skipped = data.train.n_skipped + data.val.n_skipped;
-        if (cut || skipped)
-            fprintf(stderr, "data: %d examples cut to --max-len %d, %d skipped (no completion token left)\n", cut,
-                    o.max_len, skipped);
-    }
+    sft_data_summary(&data, &f, o.max_len, quiet);
     slm_sft *t = slm_sft_new(m, tok, &data, &o, pool, &err);
     if (!t) cli_fail(&err, "finetune");
     if (log_path && slm_sft_set_log(t, log_path, &err) != SLM_OK) cli_fail(&err, "--log");

@@ -67,3 +67,29 @@ void train_progress_sft(void *ctx, const slm_sft_progress *p) {
     if (validated) fprintf(stderr, " | val loss %.4f", p->val_loss);
     train_progress_end(ps, p->step, p->steps, validated, p->stopped_early);
 }
+
+slm_sft_format sft_format_choose(const char *cmd, const slm_gguf *src, const char *template_name, int no_template,
+                                 const char *sep, int sep_given, int max_len) {
+    slm_err err;
+    slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .separator = sep, .max_len = max_len};
+    if (template_name) {
+        if (slm_chat_family_from_name(template_name, &f.family, &err) != SLM_OK) cli_fail(&err, "--chat-template");
+    } else if (!no_template && slm_gguf_find_kv(src, "tokenizer.chat_template")) {
+        if (slm_chat_template_from_gguf(src, &f.family, &err) != SLM_OK) cli_fail(&err, "chat template");
+    }
+    if (sep_given && f.family != SLM_CHAT_UNKNOWN)
+        cli_die("%s: --separator applies without a chat template (this run uses %s; add --no-chat-template)", cmd,
+                slm_chat_family_name(f.family));
+    return f;
+}
+
+void sft_data_summary(const slm_sft_data *d, const slm_sft_format *f, int max_len, int quiet) {
+    if (quiet) return;
+    fprintf(stderr, "data: %d training examples (%zu tokens, %zu counted), %d validation (%zu counted); "
+            "rendering: %s\n", d->train.n, d->train.n_tokens, d->train.n_counted, d->val.n, d->val.n_counted,
+            f->family == SLM_CHAT_UNKNOWN ? "raw text" : slm_chat_family_name(f->family));
+    int cut = d->train.n_cut + d->val.n_cut, skipped = d->train.n_skipped + d->val.n_skipped;
+    if (cut || skipped)
+        fprintf(stderr, "data: %d examples cut to --max-len %d, %d skipped (no completion token left)\n", cut,
+                max_len, skipped);
+}

@@ -57,4 +57,12 @@ void train_progress_end(const train_progress *ps, int step, int steps, int valid
 /* The progress line of a generative fine-tuning or distillation run (ctx: a train_progress). */
 void train_progress_sft(void *ctx, const slm_sft_progress *p);
 
+/* How SFT examples are rendered: the family named by --chat-template, else src's own
+ * tokenizer.chat_template (unless --no-chat-template), else raw prompt + separator + completion.
+ * Dies (naming cmd) on an unknown family or a --separator given with a template. */
+slm_sft_format sft_format_choose(const char *cmd, const slm_gguf *src, const char *template_name, int no_template,
+                                 const char *sep, int sep_given, int max_len);
+/* The "data: ..." lines after tokenizing (nothing when quiet). */
+void sft_data_summary(const slm_sft_data *d, const slm_sft_format *f, int max_len, int quiet);
+
 #endif
