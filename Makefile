@@ -3,7 +3,9 @@
 #   make            library (build/libslm.a) and the command (build/slm)
 #   make test       installs what is missing (scripts/setup), builds, runs every test
 #   make check      the tests again under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make demo       tokenizer + small model trained on tinyshakespeare, bits per byte, a sample
+#   make demo       the main job on Banking77: data, fine-tuning from the committed base, Q8_0,
+#                   evaluation next to a TF-IDF baseline (report in out/demo/report/)
+#   make demo-lm    tokenizer + small model trained on tinyshakespeare, bits per byte, a sample
 #   make bench      benchmarks (speed is measured here, never in tests)
 #
 # Sources are found by wildcard: a new src/<layer>/<idea>.c, tools/cmd_<name>.c or
@@ -37,7 +39,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libslm.a
 SLM      := $(BUILD)/slm
 
-.PHONY: all setup test test-run check demo bench clean
+.PHONY: all setup test test-run check demo demo-lm bench clean
 .SECONDARY:
 all: $(LIB) $(SLM)
 
@@ -76,9 +78,14 @@ check: setup
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    test-run
 
-demo: setup
+demo:
+	@scripts/setup --with-sklearn
 	@$(MAKE) --no-print-directory all
 	@SLM=$(SLM) scripts/demo
+
+demo-lm: setup
+	@$(MAKE) --no-print-directory all
+	@SLM=$(SLM) scripts/demo-lm
 
 bench: setup
 	@$(MAKE) --no-print-directory all $(BENCH_BIN)
