@@ -182,8 +182,12 @@ static void test_task_model_round(void **state) {
     assert_non_null(strstr(out, "0.5"));
     snprintf(a, sizeof a, "distill --teacher %s --data %s --preset tiny --steps 20 -o %s --quiet", model, dir, student);
     assert_int_equal(slm(a), 0);
-    snprintf(a, sizeof a, "finetune --data %s --task classify --init %s --lora 4 --steps 10 -o %s --quiet", dir, model,
+    snprintf(a, sizeof a, "finetune --data %s --task classify --init %s --lora 4 --lora-dropout 1 -o %s", dir, model,
              adapter);
+    assert_int_equal(slm(a), 2); /* rank dropout is a probability below 1 */
+    assert_non_null(strstr(out, "--lora-dropout"));
+    snprintf(a, sizeof a, "finetune --data %s --task classify --init %s --lora 4 --lora-dropout 0.1 --steps 10 -o %s "
+             "--quiet", dir, model, adapter);
     assert_int_equal(slm(a), 0);
     snprintf(a, sizeof a, "lora merge %s %s -o %s", model, adapter, merged);
     assert_int_equal(slm(a), 0);

@@ -52,7 +52,7 @@ static const char usage[] =
     "                         (GGUF, llama.cpp convention + the classify head); apply it with\n"
     "                         slm classify --lora, or slm lora merge into a full model\n"
     "  --lora-alpha A         scale alpha/R                                          [2R]\n"
-    "  --lora-dropout P       only 0: the update is folded into the weights (one forward pass)\n"
+    "  --lora-dropout P       rank dropout: each step drops each rank with prob. P   [0]\n"
     "  --lora-targets LIST    q,k,v,o,gate,up,down or all                            [q,k,v,o]\n"
     "\n"
     "sparse n-gram part (full models; not with --lora):\n"
@@ -180,7 +180,7 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--ngram-min-df")) no.min_df = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
         else if (!strcmp(a, "--lora")) lo.rank = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else if (!strcmp(a, "--lora-alpha")) lo.alpha = (float)cli_double(a, cli_value(argc, argv, &i), 1e-6, 1e6);
-        else if (!strcmp(a, "--lora-dropout")) lo.dropout = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.99);
+        else if (!strcmp(a, "--lora-dropout")) lo.dropout = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.999);
         else if (!strcmp(a, "--lora-targets")) {
             slm_err e;
             if (slm_lora_parse_targets(cli_value(argc, argv, &i), &lo.targets, &e) != SLM_OK) cli_fail(&e, a);

@@ -526,8 +526,10 @@ slm_status slm_finetune_run_for(slm_finetune *t, int max_steps, slm_err *err) {
     while (t->step < t->steps) {
         if (max_steps >= 0 && t->step - start_step >= max_steps) return SLM_OK;
         double loss;
+        if (t->lora && t->lora->dropout > 0) /* this step's rank-dropout mask; optimizer_step applies none */
+            slm_lora_apply_step(t->lora, t->base, t->m->params, t->o.seed, (uint64_t)t->step);
         if ((st = train_step(t, &loss, err)) != SLM_OK) return st;
-        if (t->lora) slm_lora_grad(t->lora, t->grads, t->dlora);
+        if (t->lora) slm_lora_grad_step(t->lora, t->grads, t->dlora, t->o.seed, (uint64_t)t->step);
         slm_finetune_progress p = {.steps = t->steps, .val_loss = NAN, .val_acc = NAN, .chose_pooling = -1,
                                    .acc_last = NAN, .acc_mean = NAN};
         p.loss = (float)loss;

@@ -104,9 +104,8 @@ slm_lora *slm_lora_new(const slm_model_config *cfg, const slm_lora_opts *o, uint
         slm_err_set(err, SLM_ERR_ARG, "LoRA rank must be in [1, 4096] (got %d)", o->rank);
         return NULL;
     }
-    if (o->dropout != 0.0f) {
-        slm_err_set(err, SLM_ERR_UNSUPPORTED, "LoRA dropout %g: not available (the update is folded into the "
-                    "weights for the one forward pass; see lora.h); use 0", o->dropout);
+    if (!(o->dropout >= 0.0f && o->dropout < 1.0f)) {
+        slm_err_set(err, SLM_ERR_ARG, "LoRA rank dropout (--lora-dropout) must be in [0, 1) (got %g)", o->dropout);
         return NULL;
     }
     if (!(o->targets & SLM_LORA_ALL)) {
@@ -115,6 +114,7 @@ slm_lora *slm_lora_new(const slm_model_config *cfg, const slm_lora_opts *o, uint
     }
     slm_lora *l = lora_alloc(cfg, o->rank, o->alpha > 0 ? o->alpha : (float)o->rank, o->targets & SLM_LORA_ALL, err);
     if (!l) return NULL;
+    l->dropout = o->dropout;
     slm_rng r;
     slm_rng_seed(&r, seed, 0x6c6f7261u);
     for (int i = 0; i < l->n_pairs; i++) {
@@ -156,6 +156,65 @@ void slm_lora_grad(const slm_lora *l, const float *dparams, float *dlora) {
         slm_gemm(1, 0, l->rank, p->in, p->out, s, p->b, l->rank, dW, p->in, 0.0f, dA, p->in);
         /* dB (out, r) = s · dW (out, in) · Aᵀ (in, r) */
         slm_gemm(0, 1, p->out, l->rank, p->in, s, dW, p->in, p->a, p->in, 0.0f, dB, l->rank);
+    }
+}
+
+int slm_lora_rank_keep(uint64_t seed, uint64_t step, int pair, int k, float p) {
+    if (!(p > 0)) return 1;
+    uint64_t h = slm_rng_hash(slm_rng_hash(seed, step, 0x726b64726f70ull /* "rkdrop" */), (uint64_t)pair, (uint64_t)k);
+    return (double)(h >> 11) * 0x1.0p-53 >= (double)p; /* uniform in [0, 1) on 53 bits */
+}
+
+/* The next run [*k0, *k1) of kept components of pair i at or after *k0; 0 when none is left. */
+static int next_kept_run(const slm_lora *l, int i, uint64_t seed, uint64_t step, int *k0, int *k1) {
+    int k = *k0;
+    while (k < l->rank && !slm_lora_rank_keep(seed, step, i, k, l->dropout)) k++;
+    if (k == l->rank) return 0;
+    *k0 = k;
+    for (*k1 = k + 1; *k1 < l->rank && slm_lora_rank_keep(seed, step, i, *k1, l->dropout); ++*k1) {}
+    return 1;
+}
+
+/* Runs of kept components are contiguous column blocks of B and row blocks of A: one product each,
+ * so dropped components cost nothing and no masked copy of A or B is made. */
+void slm_lora_apply_step(const slm_lora *l, const float *base, float *params, uint64_t seed, uint64_t step) {
+    if (!(l->dropout > 0)) {
+        slm_lora_apply(l, base, params);
+        return;
+    }
+    SLM_ASSERT(params != base);
+    float c = slm_lora_scale(l) / (1.0f - l->dropout);
+    for (int i = 0; i < l->n_pairs; i++) {
+        const slm_lora_pair *p = &l->pairs[i];
+        float *W = params + p->offset;
+        memcpy(W, base + p->offset, sizeof(float) * (size_t)p->out * (size_t)p->in);
+        /* W (out, in) += c · B[:, k0:k1] (out, n) · A[k0:k1, :] (n, in) */
+        for (int k0 = 0, k1 = 0; next_kept_run(l, i, seed, step, &k0, &k1); k0 = k1)
+            slm_gemm(0, 0, p->out, p->in, k1 - k0, c, p->b + k0, l->rank, p->a + (size_t)k0 * p->in, p->in, 1.0f, W,
+                     p->in);
+    }
+}
+
+void slm_lora_grad_step(const slm_lora *l, const float *dparams, float *dlora, uint64_t seed, uint64_t step) {
+    if (!(l->dropout > 0)) {
+        slm_lora_grad(l, dparams, dlora);
+        return;
+    }
+    float c = slm_lora_scale(l) / (1.0f - l->dropout);
+    for (int i = 0; i < l->n_pairs; i++) {
+        const slm_lora_pair *p = &l->pairs[i];
+        const float *dW = dparams + p->offset;
+        float *dA = dlora + (p->a - l->params), *dB = dlora + (p->b - l->params);
+        memset(dA, 0, sizeof(float) * (size_t)l->rank * (size_t)p->in);
+        memset(dB, 0, sizeof(float) * (size_t)l->rank * (size_t)p->out);
+        for (int k0 = 0, k1 = 0; next_kept_run(l, i, seed, step, &k0, &k1); k0 = k1) {
+            /* dA[k0:k1, :] (n, in) = c · B[:, k0:k1]ᵀ (n, out) · dW (out, in) */
+            slm_gemm(1, 0, k1 - k0, p->in, p->out, c, p->b + k0, l->rank, dW, p->in, 0.0f, dA + (size_t)k0 * p->in,
+                     p->in);
+            /* dB[:, k0:k1] (out, n) = c · dW (out, in) · A[k0:k1, :]ᵀ (in, n) */
+            slm_gemm(0, 1, p->out, k1 - k0, p->in, c, dW, p->in, p->a + (size_t)k0 * p->in, p->in, 0.0f, dB + k0,
+                     l->rank);
+        }
     }
 }
 

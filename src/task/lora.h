@@ -5,9 +5,18 @@
  * materialises W_eff = W + s·B·A (s = alpha/r) into the fp32 parameter block from a frozen copy
  * of the base, runs the one forward/backward, and turns the body gradient dW of each target into
  * dA = s·Bᵀ·dW and dB = s·dW·Aᵀ (exact: W_eff is linear in A and in B). The base copy is never
- * written. Dropout on the LoRA input path is therefore not available (the update is folded into
- * W): slm_lora_opts.dropout must be 0. A quantized base is dequantized to fp32 for training
- * (QLoRA-style in what is frozen and saved, not in memory use); the adapter stays separate.
+ * written. A quantized base is dequantized to fp32 for training (QLoRA-style in what is frozen and
+ * saved, not in memory use); the adapter stays separate.
+ *
+ * Dropout. PEFT's lora_dropout drops input features of the LoRA path per token: y = W·x +
+ * s·B·A·drop(x), a different update for every token, which no single W_eff can fold. What folds
+ * is rank dropout (LyCORIS's rank_dropout): at each optimizer step every one of the r components
+ * of every adapted matrix is kept with probability 1-P (mask m, r entries per matrix) and the step
+ * uses W_eff = W + s·B·diag(m)·A/(1-P), with dA = s/(1-P)·diag(m)·Bᵀ·dW and dB = s/(1-P)·dW·
+ * (diag(m)·A)ᵀ (a dropped component has zero gradient that step). m is a pure function of (seed,
+ * step, matrix, component) through slm_rng_hash, so a resumed run draws the same masks without
+ * saved state. E[W_eff] is the undropped W + s·B·A, which validation, evaluation, saving, merging
+ * and inference use (no mask, no 1/(1-P)).
  *
  * Adapter file (llama.cpp's convention, src/llama-adapter.cpp): general.type = "adapter",
  * general.architecture = "llama", adapter.type = "lora", adapter.lora.alpha (f32); per target
@@ -36,7 +45,7 @@ enum {
 typedef struct {
     int rank;           /* r >= 1 */
     float alpha;        /* scale = alpha / r; <= 0: alpha = r (scale 1) */
-    float dropout;      /* must be 0 (see above) */
+    float dropout;      /* rank dropout P in [0, 1) of training steps (see above); 0 = none */
     unsigned targets;   /* SLM_LORA_* bits */
 } slm_lora_opts;
 
@@ -58,6 +67,7 @@ typedef struct {
     int rank;
     float alpha;
     unsigned targets;
+    float dropout;         /* rank dropout P of training steps (slm_lora_opts); not saved, 0 when loaded */
     int n_pairs;
     slm_lora_pair *pairs;  /* (n_pairs) in model tensor order */
     size_t n_params;
@@ -71,11 +81,21 @@ void slm_lora_free(slm_lora *l);
 float slm_lora_scale(const slm_lora *l);
 
 /* params[W] = base[W] + s·B·A for every target (other parameters untouched); params may equal
- * base (then it is the merge in place). */
+ * base (then it is the merge in place). No dropout: validation, saving, merging, inference. */
 void slm_lora_apply(const slm_lora *l, const float *base, float *params);
 /* From a body gradient block (n_params of the model): dA = s·Bᵀ·dW, dB = s·dW·Aᵀ into dlora
  * (l->n_params, the adapter's layout; overwritten). */
 void slm_lora_grad(const slm_lora *l, const float *dparams, float *dlora);
+
+/* Rank dropout's mask entry of component k of pair `pair` at optimizer step `step`: 1 (kept) with
+ * probability 1-p, a pure function of its arguments (p = 0: always 1). */
+int slm_lora_rank_keep(uint64_t seed, uint64_t step, int pair, int k, float p);
+/* The training step's forms with P = l->dropout and the mask of (seed, step):
+ * params[W] = base[W] + s/(1-P)·B·diag(m)·A (params != base), and dA = s/(1-P)·diag(m)·Bᵀ·dW,
+ * dB = s/(1-P)·dW·(diag(m)·A)ᵀ, exactly 0 in dropped rows of dA and columns of dB. With P = 0
+ * they are slm_lora_apply and slm_lora_grad, bit for bit. */
+void slm_lora_apply_step(const slm_lora *l, const float *base, float *params, uint64_t seed, uint64_t step);
+void slm_lora_grad_step(const slm_lora *l, const float *dparams, float *dlora, uint64_t seed, uint64_t step);
 
 /* Adds general.type/architecture, adapter.*, slm.lora.* and the A/B tensors (pointing into l). */
 slm_status slm_lora_save_add(slm_gguf_writer *w, const slm_lora *l, slm_err *err);
