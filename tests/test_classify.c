@@ -555,12 +555,55 @@ static void test_ngram_part_saved_and_pooled(void **state) {
     slm_model_free(m);
 }
 
+/* Token dropout: a regulariser that changes training (not validation), deterministically; out of
+ * range is refused naming it. */
+static void test_token_dropout(void **state) {
+    (void)state;
+    slm_finetune_opts o = task_opts();
+    o.steps = 8;
+    o.eval_every = 8;
+    float *w[3];
+    double l0 = 0, l1;
+    for (int run = 0; run < 3; run++) {
+        o.token_dropout = run == 0 ? 0.0f : 0.3f;
+        slm_model *m = task_model(o.seed);
+        slm_finetune *t = slm_finetune_new(m, tok, &data, &o, NULL, tu_err());
+        assert_non_null(t);
+        if (run == 0) { /* validation never drops: the same loss before any step, whatever P */
+            double a;
+            TU_OK(slm_finetune_evaluate(t, &data.val, 0, &l0, &a, tu_err()));
+        } else if (run == 1) {
+            double a;
+            TU_OK(slm_finetune_evaluate(t, &data.val, 0, &l1, &a, tu_err()));
+            assert_float_equal(l0, l1, 0);
+        }
+        TU_OK(slm_finetune_run(t, tu_err()));
+        w[run] = malloc(sizeof(float) * m->n_params);
+        memcpy(w[run], m->params, sizeof(float) * m->n_params);
+        size_t np = m->n_params;
+        slm_finetune_free(t);
+        slm_model_free(m);
+        if (run == 2) {
+            assert_memory_equal(w[1], w[2], sizeof(float) * np);  /* deterministic */
+            assert_memory_not_equal(w[0], w[1], sizeof(float) * np); /* and it does drop tokens */
+        }
+    }
+    for (int i = 0; i < 3; i++) free(w[i]);
+    slm_err e;
+    o.token_dropout = 0.95f;
+    assert_int_equal(slm_finetune_opts_check(&o, &e), SLM_ERR_ARG);
+    assert_non_null(strstr(e.msg, "token dropout"));
+    o.token_dropout = NAN;
+    assert_int_equal(slm_finetune_opts_check(&o, &e), SLM_ERR_ARG);
+}
+
 static void test_fixed_pooling_and_resume_exact(void **state) {
     (void)state;
     slm_finetune_opts o = task_opts();
     o.steps = 24;
     o.eval_every = 5;
     o.select_frac = 0.3f; /* choose at step 7, after the checkpoint below */
+    o.token_dropout = 0.2f; /* a pure function of (seed, step): resume needs no state for it */
     /* uninterrupted */
     slm_model *ma = task_model(o.seed);
     slm_finetune *a = slm_finetune_new(ma, tok, &data, &o, NULL, tu_err());
@@ -685,6 +728,7 @@ int main(void) {
         cmocka_unit_test(test_data_errors_name_file_and_line),
         cmocka_unit_test(test_learns_synthetic_task),
         cmocka_unit_test(test_fixed_pooling_and_resume_exact),
+        cmocka_unit_test(test_token_dropout),
         cmocka_unit_test(test_ngram_part_saved_and_pooled),
         cmocka_unit_test(test_non_classify_model_is_refused),
         cmocka_unit_test(test_body_from_base_drops_lm_head),

@@ -42,6 +42,8 @@ static const char usage[] =
     "  --wd X                 AdamW weight decay (matrices only)                   [0.01]\n"
     "  --clip X               gradient norm clip, 0 = off                          [1]\n"
     "  --label-smoothing X    in [0, 1)                                            [0]\n"
+    "  --token-dropout P      leave each text token out of a training example with\n"
+    "                         probability P (a regulariser)                        [0]\n"
     "  --pooling P            last | mean | auto: both heads train on the shared body for\n"
     "                         --select-frac of the steps, the better on validation is kept [auto]\n"
     "  --select-frac X        share of steps before auto chooses                   [0.25]\n"
@@ -169,6 +171,7 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--log")) log_path = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--checkpoint")) ckpt = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--checkpoint-every")) ckpt_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
+        else if (!strcmp(a, "--token-dropout")) o.token_dropout = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.9);
         else if (!strcmp(a, "--label-smoothing")) o.label_smoothing = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.999);
         else if (!strcmp(a, "--pooling")) {
             const char *v = cli_value(argc, argv, &i);

@@ -27,6 +27,7 @@ void slm_finetune_opts_default(slm_finetune_opts *o) {
     o->adam = (slm_adamw_params){.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
     o->grad_clip = 1.0f;
     o->label_smoothing = 0.0f;
+    o->token_dropout = 0.0f;
     o->pooling = SLM_POOL_AUTO;
     o->select_frac = 0.25f;
     o->eval_every = 0;
@@ -42,6 +43,8 @@ slm_status slm_finetune_opts_check(const slm_finetune_opts *o, slm_err *err) {
     if ((s = slm_lr_check(o->lr, o->lr_min, err)) != SLM_OK) return s;
     if (o->eval_every < 0 || o->patience < 0)
         return slm_err_set(err, SLM_ERR_ARG, "eval_every and patience must not be negative");
+    if (!(o->token_dropout >= 0 && o->token_dropout <= 0.9f))
+        return slm_err_set(err, SLM_ERR_ARG, "token dropout must be in [0, 0.9] (got %g)", o->token_dropout);
     if (!(o->label_smoothing >= 0 && o->label_smoothing < 1))
         return slm_err_set(err, SLM_ERR_ARG, "label smoothing must be in [0, 1) (got %g)", o->label_smoothing);
     if (o->pooling != SLM_POOL_AUTO && o->pooling != SLM_POOL_LAST && o->pooling != SLM_POOL_MEAN)
@@ -291,11 +294,31 @@ static int train_example(slm_finetune *t, int64_t g) {
 }
 
 /* Lays out examples idx[0..E) of s as one batch; returns its token count. */
-static int fill_batch(slm_finetune *t, const slm_task_split *s, const int *idx, int E) {
+/* Lays examples idx[0..E) out as one batch; returns its tokens. With drop_key != 0 (training with
+ * token dropout) each text token between the first and the last is left out with probability
+ * o.token_dropout (a regulariser: the head cannot lean on any one token), positions renumbered. */
+static int fill_batch(slm_finetune *t, const slm_task_split *s, const int *idx, int E, uint64_t drop_key) {
     int n = 0;
+    uint64_t cut = (uint64_t)((double)t->o.token_dropout * 18446744073709551616.0);
     for (int e = 0; e < E; e++) {
         int i = idx[e], k = s->len[i];
-        memcpy(t->tokens + n, s->tokens + s->start[i], sizeof(int32_t) * (size_t)k);
+        const int32_t *src = s->tokens + s->start[i];
+        if (drop_key && cut && k > 3) {
+            int kept = 0;
+            for (int p = 0; p < k; p++) {
+                int inner = p > 0 && p < k - 1;
+                if (inner && slm_rng_hash(drop_key, (uint64_t)e, (uint64_t)p) < cut) continue;
+                t->tokens[n + kept++] = src[p];
+            }
+            if (kept == 2) { /* every text token drawn out: keep the first */
+                t->tokens[n + 1] = src[1];
+                t->tokens[n + 2] = src[k - 1];
+                kept = 3;
+            }
+            k = kept;
+        } else {
+            memcpy(t->tokens + n, src, sizeof(int32_t) * (size_t)k);
+        }
         for (int p = 0; p < k; p++) {
             t->pos[n + p] = p;
             t->seq[n + p] = e;
@@ -324,7 +347,7 @@ static slm_status eval_heads(slm_finetune *t, const slm_task_split *s, double *l
     for (int i0 = 0; i0 < s->n; i0 += t->o.batch) {
         int E = s->n - i0 < t->o.batch ? s->n - i0 : t->o.batch;
         for (int e = 0; e < E; e++) idx[e] = i0 + e;
-        int n = fill_batch(t, s, idx, E);
+        int n = fill_batch(t, s, idx, E, 0);
         slm_batch b = {.n_tokens = n, .token = t->tokens, .pos = t->pos, .seq = t->seq, .output = t->out};
         slm_status st = slm_model_forward(t->m, t->ctx, t->kv, &b, err);
         if (st) return slm_err_prefix(err, "validation");
@@ -380,7 +403,8 @@ static slm_status train_step(slm_finetune *t, double *loss_out, slm_err *err) {
     for (int micro = 0; micro < o->accum; micro++) {
         int64_t g0 = ((int64_t)t->step * o->accum + micro) * B;
         for (int e = 0; e < B; e++) idx[e] = train_example(t, g0 + e);
-        int n = fill_batch(t, &t->d->train, idx, B);
+        uint64_t key = t->o.token_dropout > 0 ? slm_rng_hash(t->o.seed ^ 0x746f6b656e64726fULL, (uint64_t)t->step, (uint64_t)micro) | 1 : 0;
+        int n = fill_batch(t, &t->d->train, idx, B, key);
         slm_batch b = {.n_tokens = n, .token = t->tokens, .pos = t->pos, .seq = t->seq, .output = t->out};
         slm_status st = slm_model_forward(t->m, t->ctx, t->kv, &b, err);
         if (st) return slm_err_prefix(err, "step %d: forward", t->step + 1);
