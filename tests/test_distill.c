@@ -200,22 +200,7 @@ static slm_tokenizer *small_tokenizer(const char *text, int vocab) {
 
 /* Reversal of three letters from "abcdef" (every 9th word held out), tokenized with tok. */
 static void reversal_data(const char *name, const slm_tokenizer *tok, slm_sft_data *d) {
-    const char *dir = tu_tmp_path(name);
-    char path[1024];
-    snprintf(path, sizeof path, "mkdir -p %s", dir);
-    assert_int_equal(system(path), 0);
-    snprintf(path, sizeof path, "%s/train.jsonl", dir);
-    FILE *ft = fopen(path, "w");
-    snprintf(path, sizeof path, "%s/val.jsonl", dir);
-    FILE *fv = fopen(path, "w");
-    assert_non_null(ft);
-    assert_non_null(fv);
-    for (int w = 0; w < 216; w++) {
-        char a = (char)('a' + w / 36), b = (char)('a' + w / 6 % 6), c = (char)('a' + w % 6);
-        fprintf(w % 9 == 4 ? fv : ft, "{\"prompt\": \"rev %c%c%c=\", \"completion\": \"%c%c%c\"}\n", a, b, c, c, b, a);
-    }
-    fclose(ft);
-    fclose(fv);
+    const char *dir = tu_write_reversal_task(name);
     TU_OK(slm_sft_data_load(dir, d, tu_err()));
     slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .max_len = 16};
     TU_OK(slm_sft_data_tokenize(d, tok, &f, tu_err()));

@@ -297,16 +297,34 @@ static void test_lora_rank_dropout_apply_grad(void **state) {
 
 /* ---- a synthetic task learned with LoRA ---- */
 
+/* The task both LoRA learning tests use: data and tokenizer (tu_synth_task), a 2-layer body with
+ * seeded weights, and the fine-tuning options (100 steps, mean pooling). */
+static slm_model *lora_task(const char *name, slm_task_data *d, slm_tokenizer **tok, slm_finetune_opts *o) {
+    tu_synth_task(name, 320, 80, 12, d, tok);
+    slm_model_config cfg = {.n_vocab = slm_tokenizer_n_vocab(*tok), .dim = 32, .n_layers = 2, .n_heads = 4,
+                            .n_kv_heads = 4, .hidden_dim = 64, .ctx_len = 16, .rope_theta = 10000.0f,
+                            .norm_eps = 1e-5f, .tied_output = 1};
+    slm_model *m = slm_model_new(&cfg, tu_err());
+    assert_non_null(m);
+    slm_model_init_random(m, 21);
+    slm_finetune_opts_default(o);
+    o->steps = 100;
+    o->batch = 16;
+    o->max_len = 12;
+    o->lr = 1e-2f;
+    o->lr_min = 1e-3f;
+    o->pooling = SLM_POOL_MEAN;
+    o->eval_every = 25;
+    return m;
+}
+
 static void test_lora_learns_with_frozen_base(void **state) {
     (void)state;
     slm_task_data d;
     slm_tokenizer *tok;
-    tu_synth_task("lora-synth", 320, 80, 12, &d, &tok);
-    slm_model_config cfg = {.n_vocab = slm_tokenizer_n_vocab(tok), .dim = 32, .n_layers = 2, .n_heads = 4,
-                            .n_kv_heads = 4, .hidden_dim = 64, .ctx_len = 16, .rope_theta = 10000.0f,
-                            .norm_eps = 1e-5f, .tied_output = 1};
-    slm_model *m = slm_model_new(&cfg, tu_err());
-    slm_model_init_random(m, 21);
+    slm_finetune_opts o;
+    slm_model *m = lora_task("lora-synth", &d, &tok, &o);
+    slm_model_config cfg = m->cfg;
     /* the base as a language-model file */
     const char *base_path = tu_tmp_path("lora-base.gguf");
     slm_gguf_writer *w = slm_gguf_writer_new();
@@ -317,15 +335,6 @@ static void test_lora_learns_with_frozen_base(void **state) {
     float *orig = malloc(sizeof(float) * m->n_params);
     memcpy(orig, m->params, sizeof(float) * m->n_params);
 
-    slm_finetune_opts o;
-    slm_finetune_opts_default(&o);
-    o.steps = 100;
-    o.batch = 16;
-    o.max_len = 12;
-    o.lr = 1e-2f;
-    o.lr_min = 1e-3f;
-    o.pooling = SLM_POOL_MEAN;
-    o.eval_every = 25;
     slm_lora_opts lo = {.rank = 4, .alpha = 8.0f, .targets = SLM_LORA_Q | SLM_LORA_V | SLM_LORA_UP | SLM_LORA_DOWN};
     slm_lora *l = slm_lora_new(&cfg, &lo, 2, tu_err());
     assert_non_null(l);
@@ -472,23 +481,11 @@ static void keep_loss(void *ctx, const slm_finetune_progress *p) { *(float *)ctx
 static float learn_with_dropout(const char *name, float p, int mode, float *adapter, size_t *n_adapter) {
     slm_task_data d;
     slm_tokenizer *tok;
-    tu_synth_task(name, 320, 80, 12, &d, &tok);
-    slm_model_config cfg = {.n_vocab = slm_tokenizer_n_vocab(tok), .dim = 32, .n_layers = 2, .n_heads = 4,
-                            .n_kv_heads = 4, .hidden_dim = 64, .ctx_len = 16, .rope_theta = 10000.0f,
-                            .norm_eps = 1e-5f, .tied_output = 1};
-    slm_model *m = slm_model_new(&cfg, tu_err());
-    slm_model_init_random(m, 21);
+    slm_finetune_opts o;
+    slm_model *m = lora_task(name, &d, &tok, &o);
+    slm_model_config cfg = m->cfg;
     float *orig = malloc(sizeof(float) * m->n_params);
     memcpy(orig, m->params, sizeof(float) * m->n_params);
-    slm_finetune_opts o;
-    slm_finetune_opts_default(&o);
-    o.steps = 100;
-    o.batch = 16;
-    o.max_len = 12;
-    o.lr = 1e-2f;
-    o.lr_min = 1e-3f;
-    o.pooling = SLM_POOL_MEAN;
-    o.eval_every = 25;
     slm_lora_opts lo = {.rank = 4, .alpha = 8.0f, .dropout = p,
                         .targets = SLM_LORA_Q | SLM_LORA_V | SLM_LORA_UP | SLM_LORA_DOWN};
     slm_lora *l = slm_lora_new(&cfg, &lo, 2, tu_err());

@@ -13,6 +13,7 @@
 #include "task/sft.h"
 #include "task/sft_data.h"
 #include "tokenizer/chat_template.h"
+#include "util/synth_task.h"
 #include "util/testutil.h"
 
 #define FIX "tests/fixtures/sft/"
@@ -390,24 +391,7 @@ static int on_text(void *ctx, const char *text, size_t len) {
 
 static void test_tiny_model_learns_to_reverse(void **state) {
     (void)state;
-    /* all 216 words of three letters from "abcdef"; every 9th is held out */
-    const char *dir = tu_tmp_path("rev");
-    char path[1024];
-    snprintf(path, sizeof path, "mkdir -p %s", dir);
-    assert_int_equal(system(path), 0);
-    snprintf(path, sizeof path, "%s/train.jsonl", dir);
-    FILE *ft = fopen(path, "w");
-    snprintf(path, sizeof path, "%s/val.jsonl", dir);
-    FILE *fv = fopen(path, "w");
-    assert_non_null(ft);
-    assert_non_null(fv);
-    for (int w = 0; w < 216; w++) {
-        char a = (char)('a' + w / 36), b = (char)('a' + w / 6 % 6), c = (char)('a' + w % 6);
-        fprintf(w % 9 == 4 ? fv : ft, "{\"prompt\": \"rev %c%c%c=\", \"completion\": \"%c%c%c\"}\n", a, b, c, c, b,
-                a);
-    }
-    fclose(ft);
-    fclose(fv);
+    const char *dir = tu_write_reversal_task("rev"); /* every 9th of the 216 words held out */
     slm_sft_data d;
     TU_OK(slm_sft_data_load(dir, &d, tu_err()));
     assert_int_equal(d.val.n_rec, 24);

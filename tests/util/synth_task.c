@@ -1,6 +1,7 @@
 /* synth_task.c: see synth_task.h. */
 #include "synth_task.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,4 +42,24 @@ void tu_synth_task(const char *name, int n_train, int n_val, int max_len, slm_ta
     slm_tokenizer_train_opts to = {.vocab_size = 300};
     TU_OK(slm_tokenizer_train(corpus, strlen(corpus), &to, tok, tu_err()));
     TU_OK(slm_task_data_tokenize(d, *tok, max_len, tu_err()));
+}
+
+const char *tu_write_reversal_task(const char *name) {
+    const char *dir = tu_tmp_path(name);
+    char path[1024];
+    assert_true(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    snprintf(path, sizeof path, "%s/train.jsonl", dir);
+    FILE *ft = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/val.jsonl", dir);
+    FILE *fv = fopen(path, "w");
+    assert_non_null(ft);
+    assert_non_null(fv);
+    for (int w = 0; w < 216; w++) {
+        char a = (char)('a' + w / 36), b = (char)('a' + w / 6 % 6), c = (char)('a' + w % 6);
+        fprintf(w % 9 == 4 ? fv : ft, "{\"prompt\": \"rev %c%c%c=\", \"completion\": \"%c%c%c\"}\n", a, b, c, c, b,
+                a);
+    }
+    fclose(ft);
+    fclose(fv);
+    return dir;
 }

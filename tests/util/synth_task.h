@@ -12,4 +12,9 @@
 void tu_synth_task(const char *name, int n_train, int n_val, int max_len, slm_task_data *d,
                    slm_tokenizer **tok);
 
+/* Writes the three-letter reversal task — all 216 words of letters from "abcdef", prompt
+ * "rev abc=", completion "cba"; every 9th word (24) in val.jsonl, the other 192 in train.jsonl —
+ * under the new directory tu_tmp_path(name), and returns that path. */
+const char *tu_write_reversal_task(const char *name);
+
 #endif
