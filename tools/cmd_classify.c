@@ -47,8 +47,13 @@ static void print_one(const slm_classifier *c, const float *p, int k) {
     top_k(p, slm_classifier_n_labels(c), k, idx);
     printf("%s\t%.4f\n", slm_classifier_label(c, idx[0]), p[idx[0]]);
     if (k > 1) {
+        int w = 0; /* one column for the probabilities, however long the labels */
+        for (int j = 0; j < k; j++) {
+            int n = (int)strlen(slm_classifier_label(c, idx[j]));
+            if (n > w) w = n;
+        }
         printf("top %d:\n", k);
-        for (int j = 0; j < k; j++) printf("  %-32s %.4f\n", slm_classifier_label(c, idx[j]), p[idx[j]]);
+        for (int j = 0; j < k; j++) printf("  %-*s %.4f\n", w, slm_classifier_label(c, idx[j]), p[idx[j]]);
     }
 }
 
