@@ -16,6 +16,7 @@
 #include "task/ngram.h"
 #include "task/finetune.h"
 #include "task/task_data.h"
+#include "util/test_models.h"
 #include "util/testutil.h"
 
 #define FD_TOL 2e-3
@@ -168,17 +169,7 @@ static void test_classify_path_fd(void **state) {
     }
     fill_normal(c.W, 3 * 16, 0.5f, &r);
     fill_normal(c.b, 3, 0.2f, &r);
-    int lens[3] = {4, 2, 5};
-    for (int e = 0; e < 3; e++) {
-        c.start[e] = c.n;
-        c.len[e] = lens[e];
-        c.y[e] = (e + 1) % 3;
-        for (int p = 0; p < lens[e]; p++, c.n++) {
-            c.tok[c.n] = (int32_t)slm_rng_below(&r, 24);
-            c.pos[c.n] = p;
-            c.seq[c.n] = e;
-        }
-    }
+    c.n = tu_three_examples(&r, c.tok, c.pos, c.seq, c.start, c.len, c.y);
     c.ctx = slm_ctx_new_outputs(&cfg, 16, 1, 1, NULL, tu_err());
     c.kv = slm_kv_cache_new(&cfg, 3, 8, tu_err());
     assert_non_null(c.ctx);

@@ -95,6 +95,36 @@ static void mark_slice(void *ctx, int ith, int nth) {
     for (size_t i = b; i < e; i++) j->owner[i] += ith + 1;
 }
 
+/* slm_rng_permutation: every index exactly once, the same for the same stream, and each index
+ * lands in each place about equally often (a biased shuffle would not). */
+static void test_rng_permutation(void **state) {
+    (void)state;
+    enum { N = 7, REPS = 7000 };
+    uint32_t p[N], q[N];
+    int count[N][N] = {{0}};
+    slm_rng r;
+    slm_rng_seed(&r, 11, 2);
+    for (int rep = 0; rep < REPS; rep++) {
+        slm_rng_permutation(&r, p, N);
+        int seen[N] = {0};
+        for (int i = 0; i < N; i++) {
+            assert_true(p[i] < N);
+            seen[p[i]]++;
+            count[i][p[i]]++;
+        }
+        for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+    }
+    for (int i = 0; i < N; i++)
+        for (int v = 0; v < N; v++) assert_true(count[i][v] > REPS / N - 150 && count[i][v] < REPS / N + 150);
+    slm_rng a, b;
+    slm_rng_seed(&a, 5, 1);
+    slm_rng_seed(&b, 5, 1);
+    slm_rng_permutation(&a, p, N);
+    slm_rng_permutation(&b, q, N);
+    assert_memory_equal(p, q, sizeof p);
+    slm_rng_permutation(&a, p, 0); /* nothing to do, nothing written */
+}
+
 static void test_pool_covers_every_item_once(void **state) {
     (void)state;
     for (int threads = 1; threads <= 4; threads++) {
@@ -126,6 +156,7 @@ int main(void) {
         cmocka_unit_test(test_atomic_write_replaces_whole_file),
         cmocka_unit_test(test_read_missing_file_names_it),
         cmocka_unit_test(test_rng_reproducible_and_uniform),
+        cmocka_unit_test(test_rng_permutation),
         cmocka_unit_test(test_pool_covers_every_item_once),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

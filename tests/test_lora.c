@@ -18,6 +18,7 @@
 #include "task/lora.h"
 #include "task/task_data.h"
 #include "util/synth_task.h"
+#include "util/test_models.h"
 #include "util/testutil.h"
 
 /* ---- gradient check ---- */
@@ -89,17 +90,7 @@ static void gradient_fd(float P) {
     slm_rng_seed(&r, 9, 0);
     for (size_t i = 0; i < c.l->n_params; i++) c.l->params[i] = 0.3f * slm_rng_normal(&r); /* B != 0 */
     for (int i = 0; i < 48; i++) c.W[i] = 0.5f * slm_rng_normal(&r);
-    int lens[3] = {4, 2, 5};
-    for (int e = 0; e < 3; e++) {
-        c.start[e] = c.n;
-        c.len[e] = lens[e];
-        c.y[e] = (e + 1) % 3;
-        for (int p = 0; p < lens[e]; p++, c.n++) {
-            c.tok[c.n] = (int32_t)slm_rng_below(&r, 24);
-            c.pos[c.n] = p;
-            c.seq[c.n] = e;
-        }
-    }
+    c.n = tu_three_examples(&r, c.tok, c.pos, c.seq, c.start, c.len, c.y);
     c.ctx = slm_ctx_new_outputs(&cfg, 16, 1, 1, NULL, tu_err());
     c.kv = slm_kv_cache_new(&cfg, 3, 8, tu_err());
     float pooled[48], logits[9], dl[9], dW[48] = {0}, db[3] = {0}, dp[48], dh[16 * 16] = {0};

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/blas_threads.h"
+
 void cli_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -60,6 +62,14 @@ char *cli_unescape(const char *s) {
     }
     *q = 0;
     return o;
+}
+
+slm_pool *cli_pool(int threads) {
+    slm_err err;
+    slm_blas_set_threads(1);
+    slm_pool *pool = slm_pool_new(threads, &err);
+    if (!pool) cli_fail(&err, "threads");
+    return pool;
 }
 
 int cli_on_off(const char *opt, const char *s) {

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -48,6 +49,9 @@ double cli_double(const char *opt, const char *s, double min, double max);
 /* A copy of s (malloc'd) with the two-character escapes \n, \t and \\ turned into a newline, a
  * tab and a backslash (a --separator given on the command line). */
 char *cli_unescape(const char *s);
+/* The library's thread pool for a command (threads <= 0: one per core), OpenBLAS kept to one
+ * thread since the pool splits every matrix product; dies naming the problem. */
+slm_pool *cli_pool(int threads);
 /* "on" -> 1, "off" -> 0; dies naming opt otherwise. */
 int cli_on_off(const char *opt, const char *s);
 

@@ -12,7 +12,6 @@
 #include "cli.h"
 #include "core/timer.h"
 #include "gguf/gguf.h"
-#include "kernels/blas_threads.h"
 #include "model/forward.h"
 #include "model/model.h"
 
@@ -69,9 +68,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!model_path == !shape) cli_die("bench: give a MODEL.gguf or --shape NAME (see slm bench --help)");
     slm_err err;
-    slm_blas_set_threads(1); /* the library's pool splits every product */
-    slm_pool *pool = slm_pool_new(threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(threads);
     char tmp_path[256] = "";
     if (shape) {
         int type = slm_ggml_type_from_name(type_name);

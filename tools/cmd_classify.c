@@ -11,7 +11,6 @@
 #include "cli.h"
 #include "core/file.h"
 #include "core/timer.h"
-#include "kernels/blas_threads.h"
 #include "task/classifier.h"
 
 static const char usage[] =
@@ -125,9 +124,7 @@ int cmd_classify(int argc, char **argv) {
     if (!model) cli_die("classify: MODEL.gguf is required (see slm classify --help)");
     if (!text == !file) cli_die("classify: give a text or --file (one of them)");
     slm_err err;
-    slm_blas_set_threads(1);
-    slm_pool *pool = slm_pool_new(threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(threads);
     slm_classifier *c = lora ? slm_classifier_load_lora(model, lora, pool, &err) : slm_classifier_load(model, pool, &err);
     if (!c) cli_fail(&err, model);
     int K = slm_classifier_n_labels(c);

@@ -13,7 +13,6 @@
 #include "cli.h"
 #include "train_args.h"
 #include "core/timer.h"
-#include "kernels/blas_threads.h"
 #include "model/model.h"
 #include "task/classifier.h"
 #include "task/distill.h"
@@ -88,9 +87,7 @@ int cmd_distill(int argc, char **argv) {
     if ((preset != NULL) == (init != NULL)) cli_die("distill: give one of --preset NAME or --init BASE.gguf");
     if (o.lr_min > o.lr) o.lr_min = o.lr;
     slm_err err;
-    slm_blas_set_threads(1);
-    slm_pool *pool = slm_pool_new(threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(threads);
     slm_classifier *teacher = slm_classifier_load(teacher_path, pool, &err);
     if (!teacher) cli_fail(&err, "--teacher");
     if (!max_len_given) o.max_len = slm_classifier_max_tokens(teacher) - 2;
@@ -198,9 +195,7 @@ static int distill_generate(int argc, char **argv) {
     char *sep = cli_unescape(sep_arg ? sep_arg : "");
 
     slm_err err;
-    slm_blas_set_threads(1); /* the library splits products over its own pool (as slm train) */
-    slm_pool *pool = slm_pool_new(threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(threads);
 
     /* the teacher: any language model slm runs, its weights where they lie in the file */
     slm_gguf *tg = slm_gguf_open(teacher_path, &err);

@@ -7,7 +7,6 @@
 
 #include "cli.h"
 #include "eval/report.h"
-#include "kernels/blas_threads.h"
 
 static const char usage[] =
     "usage: slm eval MODEL.gguf --data TEST.jsonl [-o DIR] [options]\n"
@@ -106,9 +105,7 @@ int cmd_eval(int argc, char **argv) {
 
     slm_err err;
     /* the classifier splits work over its own pool; OpenBLAS threads would compete with it */
-    slm_blas_set_threads(1);
-    slm_pool *pool = slm_pool_new(o.threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(o.threads);
     o.threads = slm_pool_size(pool);
 
     slm_eval_dataset test, ood = {0};

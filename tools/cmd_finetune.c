@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "train_args.h"
 #include "core/timer.h"
-#include "kernels/blas_threads.h"
 #include "model/model.h"
 #include "task/classify_head.h"
 #include "task/finetune.h"
@@ -204,9 +203,7 @@ int cmd_finetune(int argc, char **argv) {
     if (o.lr_min > o.lr) o.lr_min = o.lr;
 
     slm_err err;
-    slm_blas_set_threads(1); /* the library splits products over its own pool (as slm train) */
-    slm_pool *pool = slm_pool_new(threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(threads);
 
     slm_task_data data;
     if (slm_task_data_load(dir, &data, &err) != SLM_OK) cli_fail(&err, "reading --data");

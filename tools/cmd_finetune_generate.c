@@ -10,7 +10,6 @@
 #include "cli.h"
 #include "train_args.h"
 #include "core/timer.h"
-#include "kernels/blas_threads.h"
 #include "model/model.h"
 #include "task/sft.h"
 #include "task/sft_data.h"
@@ -112,9 +111,7 @@ int cmd_finetune_generate(int argc, char **argv) {
     char *sep = cli_unescape(sep_arg ? sep_arg : "");
 
     slm_err err;
-    slm_blas_set_threads(1); /* the library splits products over its own pool (as slm train) */
-    slm_pool *pool = slm_pool_new(threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(threads);
 
     slm_sft_data data;
     if (slm_sft_data_load(dir, &data, &err) != SLM_OK) cli_fail(&err, "reading --data");

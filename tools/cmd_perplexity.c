@@ -9,7 +9,6 @@
 #include "core/file.h"
 #include "core/timer.h"
 #include "eval/perplexity.h"
-#include "kernels/blas_threads.h"
 #include "model/forward.h"
 #include "tokenizer/tokenizer.h"
 
@@ -54,9 +53,7 @@ int cmd_perplexity(int argc, char **argv) {
     if (!model_path || !data) cli_die("perplexity: usage: slm perplexity MODEL.gguf --data TEXT.txt");
     if (ctx % 2) cli_die("--ctx: must be even, got %d", ctx);
     slm_err err;
-    slm_blas_set_threads(1);
-    slm_pool *pool = slm_pool_new(threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(threads);
     cli_model cm;
     cli_open_model(model_path, &cm);
     slm_tokenizer *tok = cm.tok;

@@ -10,7 +10,6 @@
 
 #include "cli.h"
 #include "compress/prune.h"
-#include "kernels/blas_threads.h"
 #include "model/model.h"
 #include "task/finetune.h"
 #include "task/task_data.h"
@@ -50,9 +49,7 @@ static void print_report(const slm_prune_report *r, int quiet) {
 static int recover(const char *in, const char *out, const slm_prune_opts *po, const char *dir, int steps, float lr,
                    int batch, int threads, int quiet) {
     slm_err err;
-    slm_blas_set_threads(1);
-    slm_pool *pool = slm_pool_new(threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(threads);
     slm_gguf *g = slm_gguf_open(in, &err);
     if (!g) cli_fail(&err, in);
     const slm_gguf_kv *task = slm_gguf_find_kv(g, "slm.task");

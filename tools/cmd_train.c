@@ -9,7 +9,6 @@
 #include "train_args.h"
 #include "core/file.h"
 #include "core/timer.h"
-#include "kernels/blas_threads.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/trainer.h"
@@ -141,9 +140,7 @@ int cmd_train(int argc, char **argv) {
     slm_err err;
     /* The library splits matrix products over its own pool; OpenBLAS threads competing with it
      * cost 10-15% (measured on the 15M shape), so OpenBLAS runs single-threaded here. */
-    slm_blas_set_threads(1);
-    slm_pool *pool = slm_pool_new(threads, &err);
-    if (!pool) cli_fail(&err, "threads");
+    slm_pool *pool = cli_pool(threads);
 
     /* The model and tokenizer come from one GGUF: the tokenizer file, the model to fine-tune, or
      * the checkpoint. */

@@ -45,3 +45,13 @@ static uint64_t splitmix64(uint64_t x) {
 uint64_t slm_rng_hash(uint64_t a, uint64_t b, uint64_t c) {
     return splitmix64(splitmix64(splitmix64(a) ^ b) ^ c);
 }
+
+void slm_rng_permutation(slm_rng *r, uint32_t *perm, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) perm[i] = i;
+    for (uint32_t i = n; i-- > 1;) {
+        uint32_t j = slm_rng_below(r, i + 1);
+        uint32_t tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+}

@@ -23,6 +23,8 @@ uint32_t slm_rng_below(slm_rng *r, uint32_t n);
 float slm_rng_float(slm_rng *r);
 /* Standard normal (Box-Muller). */
 float slm_rng_normal(slm_rng *r);
+/* perm[0..n) = a uniformly random permutation of 0..n-1 (Fisher-Yates from the end). */
+void slm_rng_permutation(slm_rng *r, uint32_t *perm, uint32_t n);
 /* A well-mixed 64-bit hash of three integers (splitmix64 rounds). */
 uint64_t slm_rng_hash(uint64_t a, uint64_t b, uint64_t c);
 

@@ -8,7 +8,8 @@
  *   OUT/labels.txt, OUT/card.json (card.c)
  *
  * Held-out labels (--hold-out, --hold-out-random) are for open-set evaluation: every kept row with
- * such a label, from the inputs and from --test, goes to OUT/ood.jsonl instead of a split, and
+ * such a label, from the inputs and from --test, goes to OUT/ood.jsonl instead of a split (the
+ * inputs' rows first, then --test's, so the last ood_test_rows lines are the test file's), and
  * labels.txt lists only the others. The model never trains on them; `slm eval --ood` scores them.
  *
  * Every row read is accounted for: rows_read = malformed + dropped_empty + dropped_too_short +

@@ -62,6 +62,18 @@ slm_status slm_classify_ngram_add(slm_gguf_writer *w, const slm_ngram *ng, slm_c
     return slm_ngram_add(w, ng, err);
 }
 
+slm_status slm_classify_ngram_read(const slm_gguf *g, int K, slm_ngram **ng, slm_cls_mix *mix, slm_err *err) {
+    slm_status s = slm_ngram_read(g, K, ng, err);
+    if (s || !*ng) return s;
+    if ((s = slm_gguf_get_f32(g, "slm.mix.head", &mix->w_head, err)) != SLM_OK ||
+        (s = slm_gguf_get_f32(g, "slm.mix.ngram", &mix->w_ngram, err)) != SLM_OK) {
+        slm_ngram_free(*ng);
+        *ng = NULL;
+        slm_err_prefix(err, "the n-gram part's weight");
+    }
+    return s;
+}
+
 slm_status slm_classify_model_add(slm_gguf_writer *w, const slm_model *m, const slm_tokenizer *tok,
                                   const float *W, const float *b, char *const *labels, int K,
                                   int pooling, int max_tokens, slm_err *err) {
@@ -194,13 +206,8 @@ static slm_classifier *load_impl(const char *path, const char *adapter, slm_pool
     if (!c->W || !c->b) goto nomem;
     if ((s = head_tensor(mg, "cls.weight", (uint64_t)c->D, (uint64_t)c->K, c->W, err)) != SLM_OK) goto fail;
     if ((s = head_tensor(mg, "cls.bias", (uint64_t)c->K, 1, c->b, err)) != SLM_OK) goto fail;
-    if ((s = slm_ngram_read(mg, c->K, &c->ngram, err)) != SLM_OK) {
+    if ((s = slm_classify_ngram_read(mg, c->K, &c->ngram, &c->mix, err)) != SLM_OK) {
         slm_err_prefix(err, "%s", path);
-        goto fail;
-    }
-    if (c->ngram && ((s = slm_gguf_get_f32(mg, "slm.mix.head", &c->mix.w_head, err)) != SLM_OK ||
-                     (s = slm_gguf_get_f32(mg, "slm.mix.ngram", &c->mix.w_ngram, err)) != SLM_OK)) {
-        slm_err_prefix(err, "%s: the n-gram part's weight", path);
         goto fail;
     }
 

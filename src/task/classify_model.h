@@ -27,6 +27,8 @@ slm_status slm_classify_task_add(slm_gguf_writer *w, int D, const float *W, cons
  * of the two parts' logits (classify_mix.h) as slm.mix.head and slm.mix.ngram (f32). ng must
  * outlive slm_gguf_writer_write. */
 slm_status slm_classify_ngram_add(slm_gguf_writer *w, const slm_ngram *ng, slm_cls_mix mix, slm_err *err);
+/* Reads them back for K labels: *ng = NULL and SLM_OK when the file has no n-gram part. */
+slm_status slm_classify_ngram_read(const slm_gguf *g, int K, slm_ngram **ng, slm_cls_mix *mix, slm_err *err);
 
 /* Reads a classify file's head: cls.weight (K, D) and cls.bias (K) as F32 (any type with a
  * dequantizer) and slm.pooling. Errors name the tensor or key and the shapes. */

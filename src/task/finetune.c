@@ -254,12 +254,7 @@ slm_status slm_finetune_load_head(slm_finetune *t, const slm_gguf *g, slm_err *e
     t->o.pooling = pooling;
     /* its n-gram part travels on unchanged (a pruning recovery keeps it) */
     slm_ngram *ng = NULL;
-    if ((s = slm_ngram_read(g, t->K, &ng, err)) != SLM_OK) return s;
-    if (ng && ((s = slm_gguf_get_f32(g, "slm.mix.head", &t->mix.w_head, err)) != SLM_OK ||
-               (s = slm_gguf_get_f32(g, "slm.mix.ngram", &t->mix.w_ngram, err)) != SLM_OK)) {
-        slm_ngram_free(ng);
-        return s;
-    }
+    if ((s = slm_classify_ngram_read(g, t->K, &ng, &t->mix, err)) != SLM_OK) return s;
     slm_ngram_free(t->own_ngram);
     t->own_ngram = ng;
     t->ngram = ng;
@@ -279,24 +274,18 @@ static int train_example(slm_finetune *t, int64_t g) {
     int n = t->d->train.n;
     int64_t e = g / n;
     if (e != t->perm_epoch) {
-        for (int i = 0; i < n; i++) t->perm[i] = (uint32_t)i;
         slm_rng r;
         slm_rng_seed(&r, slm_rng_hash(t->o.seed, (uint64_t)e, 0x65706f63u), 1);
-        for (int i = n - 1; i > 0; i--) {
-            uint32_t j = slm_rng_below(&r, (uint32_t)i + 1);
-            uint32_t tmp = t->perm[i];
-            t->perm[i] = t->perm[j];
-            t->perm[j] = tmp;
-        }
+        slm_rng_permutation(&r, t->perm, (uint32_t)n);
         t->perm_epoch = e;
     }
     return (int)t->perm[g % n];
 }
 
-/* Lays out examples idx[0..E) of s as one batch; returns its token count. */
-/* Lays examples idx[0..E) out as one batch; returns its tokens. With drop_key != 0 (training with
- * token dropout) each text token between the first and the last is left out with probability
- * o.token_dropout (a regulariser: the head cannot lean on any one token), positions renumbered. */
+/* Lays examples idx[0..E) of s out as one batch; returns its tokens. With drop_key != 0
+ * (training with token dropout) each text token between the first and the last is left out with
+ * probability o.token_dropout (a regulariser: the head cannot lean on any one token), positions
+ * renumbered. */
 static int fill_batch(slm_finetune *t, const slm_task_split *s, const int *idx, int E, uint64_t drop_key) {
     int n = 0;
     uint64_t cut = (uint64_t)((double)t->o.token_dropout * 18446744073709551616.0);

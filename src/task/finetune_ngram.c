@@ -1,7 +1,6 @@
 /* finetune_ngram.c: the sparse n-gram part of a fine-tuned classify model — trained on the same
  * training texts after the transformer, its weight in the pool fitted on validation (finetune.h,
  * classify_mix.h). Kept apart from finetune.c: it is a second, independent learner. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 

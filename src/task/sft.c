@@ -381,15 +381,9 @@ static const slm_sft_example *train_example(slm_sft *t, int64_t g) {
     int n = t->d->train.n;
     int64_t e = g / n;
     if (e != t->perm_epoch) {
-        for (int i = 0; i < n; i++) t->perm[i] = (uint32_t)i;
         slm_rng r;
         slm_rng_seed(&r, slm_rng_hash(t->o.seed, (uint64_t)e, 0x73667421u), 1);
-        for (int i = n - 1; i > 0; i--) {
-            uint32_t j = slm_rng_below(&r, (uint32_t)i + 1);
-            uint32_t tmp = t->perm[i];
-            t->perm[i] = t->perm[j];
-            t->perm[j] = tmp;
-        }
+        slm_rng_permutation(&r, t->perm, (uint32_t)n);
         t->perm_epoch = e;
     }
     return &t->d->train.ex[t->perm[g % n]];

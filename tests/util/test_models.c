@@ -41,3 +41,20 @@ size_t tu_append_spm_piece(char *out, size_t len, size_t cap, const char *p, siz
     }
     return len;
 }
+
+int tu_three_examples(slm_rng *r, int32_t *tok, int32_t *pos, int32_t *seq, int32_t *start, int32_t *len,
+                      int32_t *y) {
+    static const int lens[3] = {4, 2, 5};
+    int n = 0;
+    for (int e = 0; e < 3; e++) {
+        start[e] = n;
+        len[e] = lens[e];
+        y[e] = (e + 1) % 3;
+        for (int p = 0; p < lens[e]; p++, n++) {
+            tok[n] = (int32_t)slm_rng_below(r, 24);
+            pos[n] = p;
+            seq[n] = e;
+        }
+    }
+    return n;
+}
