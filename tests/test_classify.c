@@ -546,17 +546,20 @@ static void test_ngram_part_saved_and_pooled(void **state) {
     slm_model_free(m);
 }
 
-/* Token dropout: a regulariser that changes training (not validation), deterministically; out of
- * range is refused naming it. */
-static void test_token_dropout(void **state) {
-    (void)state;
+/* A regulariser (token dropout, body dropout) changes training (not validation), deterministically;
+ * out of range is refused naming it. */
+typedef void (*set_reg_fn)(slm_finetune_opts *o, float p);
+static void set_token_dropout(slm_finetune_opts *o, float p) { o->token_dropout = p; }
+static void set_dropout(slm_finetune_opts *o, float p) { o->dropout = p; }
+
+static void check_regulariser(set_reg_fn set, const char *name) {
     slm_finetune_opts o = task_opts();
     o.steps = 8;
     o.eval_every = 8;
     float *w[3];
     double l0 = 0, l1;
     for (int run = 0; run < 3; run++) {
-        o.token_dropout = run == 0 ? 0.0f : 0.3f;
+        set(&o, run == 0 ? 0.0f : 0.3f);
         slm_model *m = task_model(o.seed);
         slm_finetune *t = slm_finetune_new(m, tok, &data, &o, NULL, tu_err());
         assert_non_null(t);
@@ -576,16 +579,26 @@ static void test_token_dropout(void **state) {
         slm_model_free(m);
         if (run == 2) {
             assert_memory_equal(w[1], w[2], sizeof(float) * np);  /* deterministic */
-            assert_memory_not_equal(w[0], w[1], sizeof(float) * np); /* and it does drop tokens */
+            assert_memory_not_equal(w[0], w[1], sizeof(float) * np); /* and it does drop */
         }
     }
     for (int i = 0; i < 3; i++) free(w[i]);
     slm_err e;
-    o.token_dropout = 0.95f;
+    set(&o, 0.95f);
     assert_int_equal(slm_finetune_opts_check(&o, &e), SLM_ERR_ARG);
-    assert_non_null(strstr(e.msg, "token dropout"));
-    o.token_dropout = NAN;
+    assert_non_null(strstr(e.msg, name));
+    set(&o, NAN);
     assert_int_equal(slm_finetune_opts_check(&o, &e), SLM_ERR_ARG);
+}
+
+static void test_token_dropout(void **state) {
+    (void)state;
+    check_regulariser(set_token_dropout, "token dropout");
+}
+
+static void test_body_dropout(void **state) {
+    (void)state;
+    check_regulariser(set_dropout, "dropout must");
 }
 
 static void test_fixed_pooling_and_resume_exact(void **state) {
@@ -594,7 +607,8 @@ static void test_fixed_pooling_and_resume_exact(void **state) {
     o.steps = 24;
     o.eval_every = 5;
     o.select_frac = 0.3f; /* choose at step 7, after the checkpoint below */
-    o.token_dropout = 0.2f; /* a pure function of (seed, step): resume needs no state for it */
+    o.token_dropout = 0.2f; /* both dropouts are pure functions of (seed, step): resume needs no state */
+    o.dropout = 0.1f;
     /* uninterrupted */
     slm_model *ma = task_model(o.seed);
     slm_finetune *a = slm_finetune_new(ma, tok, &data, &o, NULL, tu_err());
@@ -720,6 +734,7 @@ int main(void) {
         cmocka_unit_test(test_learns_synthetic_task),
         cmocka_unit_test(test_fixed_pooling_and_resume_exact),
         cmocka_unit_test(test_token_dropout),
+        cmocka_unit_test(test_body_dropout),
         cmocka_unit_test(test_ngram_part_saved_and_pooled),
         cmocka_unit_test(test_non_classify_model_is_refused),
         cmocka_unit_test(test_body_from_base_drops_lm_head),

@@ -186,6 +186,9 @@ static void test_task_model_round(void **state) {
              adapter);
     assert_int_equal(slm(a), 2); /* rank dropout is a probability below 1 */
     assert_non_null(strstr(out, "--lora-dropout"));
+    snprintf(a, sizeof a, "finetune --data %s --task classify --init %s --dropout 0.95 -o %s", dir, model, adapter);
+    assert_int_equal(slm(a), 2);
+    assert_non_null(strstr(out, "--dropout"));
     snprintf(a, sizeof a, "finetune --data %s --task classify --init %s --lora 4 --lora-dropout 0.1 --steps 10 -o %s "
              "--quiet", dir, model, adapter);
     assert_int_equal(slm(a), 0);
@@ -236,8 +239,8 @@ static void test_generate_task_round(void **state) {
     const char *text = tu_tmp_path("sft-text.txt");
     char a[2048];
     write_reversal_task(dir, text, tok);
-    snprintf(a, sizeof a, "finetune --task generate --data %s --preset tiny --tokenizer %s --steps 5 -o %s --quiet",
-             dir, tok, model);
+    snprintf(a, sizeof a, "finetune --task generate --data %s --preset tiny --tokenizer %s --steps 5 --dropout 0.1 "
+             "-o %s --quiet", dir, tok, model);
     assert_int_equal(slm(a), 0);
     snprintf(a, sizeof a, "generate %s -p 'rev ab=' -n 3 --temp 0", model);
     assert_int_equal(slm(a), 0);

@@ -88,10 +88,12 @@ static void set_splits(slm_ctx *c, int split) {
     c->split_min_macs = split == SPLIT_ALL ? 0 : 1e300;
 }
 
-/* zeroes g, then forward, loss and backward into it */
-static double grads_split(const slm_model *m, slm_pool *pool, const tbatch *t, float *g, int split) {
+/* zeroes g, then forward, loss and backward into it (with dropout p under key DROP_KEY) */
+#define DROP_KEY 0x5eedULL
+static double grads_drop(const slm_model *m, slm_pool *pool, const tbatch *t, float *g, int split, float p) {
     slm_ctx *c = slm_ctx_new(&m->cfg, MAXT, 1, pool, tu_err());
     set_splits(c, split);
+    TU_OK(slm_ctx_set_dropout(c, p, DROP_KEY, tu_err()));
     slm_kv_cache *kv = slm_kv_cache_new(&m->cfg, 4, m->cfg.ctx_len, tu_err());
     assert_non_null(c);
     assert_non_null(kv);
@@ -104,17 +106,23 @@ static double grads_split(const slm_model *m, slm_pool *pool, const tbatch *t, f
     return loss;
 }
 
+static double grads_split(const slm_model *m, slm_pool *pool, const tbatch *t, float *g, int split) {
+    return grads_drop(m, pool, t, g, split, 0);
+}
+
 static double grads_of(const slm_model *m, slm_pool *pool, const tbatch *t, float *g) {
     return grads_split(m, pool, t, g, SPLIT_DEFAULT);
 }
 
-/* Finite differences on a sample of entries of every tensor. */
-static void fd_model(int tied, const tbatch *t, const char *what) {
+/* Finite differences on a sample of entries of every tensor; with dropout p > 0 both the gradient
+ * and the differences are of the function with one fixed mask (a train workspace, one key). */
+static void fd_model(int tied, const tbatch *t, const char *what, float drop) {
     slm_model_config cfg = tiny_cfg(tied);
     slm_model *m = rand_model(&cfg, 11 + tied);
     float *g = malloc(sizeof(float) * m->n_params);
-    grads_of(m, NULL, t, g);
-    slm_ctx *c = slm_ctx_new(&cfg, MAXT, 0, NULL, tu_err());
+    grads_drop(m, NULL, t, g, SPLIT_DEFAULT, drop);
+    slm_ctx *c = slm_ctx_new(&cfg, MAXT, drop > 0, NULL, tu_err());
+    TU_OK(slm_ctx_set_dropout(c, drop, DROP_KEY, tu_err()));
     slm_kv_cache *kv = slm_kv_cache_new(&cfg, 4, cfg.ctx_len, tu_err());
     slm_rng r;
     slm_rng_seed(&r, 99, 0);
@@ -158,7 +166,7 @@ static void test_grad_fd_untied_batched(void **state) {
     (void)state;
     tbatch t;
     random_tokens(&t, 2, 7, 32, 1); /* two rows of 7: the sgemm attention path */
-    fd_model(0, &t, "untied, batched attention");
+    fd_model(0, &t, "untied, batched attention", 0);
 }
 
 static void test_grad_fd_tied_per_token(void **state) {
@@ -173,7 +181,75 @@ static void test_grad_fd_tied_per_token(void **state) {
         push(&t, (int)slm_rng_below(&r, 32), p, 3, (int)slm_rng_below(&r, 32));
         if (p < 2) push(&t, (int)slm_rng_below(&r, 32), p, 0, p == 1 ? -1 : (int)slm_rng_below(&r, 32));
     }
-    fd_model(1, &t, "tied, per-token attention");
+    fd_model(1, &t, "tied, per-token attention", 0);
+}
+
+/* Dropout's backward: finite differences of the loss under one fixed mask, both attention paths. */
+static void test_grad_fd_dropout(void **state) {
+    (void)state;
+    tbatch t;
+    random_tokens(&t, 2, 7, 32, 3);
+    fd_model(0, &t, "dropout 0.3, batched attention", 0.3f);
+    fd_model(1, &t, "dropout 0.1, tied", 0.1f);
+}
+
+/* The mask: a pure function of the key (same key, same logits; another key, others), p = 0 is the
+ * plain pass bit for bit, about p of the attention outputs are zeroed and the rest scaled by
+ * 1/(1 - p), and bad settings are refused. */
+static void test_dropout_mask(void **state) {
+    (void)state;
+    slm_model_config cfg = tiny_cfg(0);
+    cfg.ctx_len = 64;
+    slm_model *m = rand_model(&cfg, 4);
+    tbatch t;
+    random_tokens(&t, 4, 16, 32, 9);
+    slm_batch b = as_batch(&t, 0);
+    slm_ctx *c = slm_ctx_new(&cfg, MAXT, 1, NULL, tu_err());
+    slm_kv_cache *kv = slm_kv_cache_new(&cfg, 4, cfg.ctx_len, tu_err());
+    size_t nl = (size_t)t.n * cfg.n_vocab, na = (size_t)t.n * c->qd;
+    float *plain = malloc(nl * sizeof(float)), *a = malloc(nl * sizeof(float));
+    float *att_plain = malloc(na * sizeof(float));
+    TU_OK(slm_model_forward(m, c, kv, &b, tu_err()));
+    memcpy(plain, slm_ctx_logits(c), nl * sizeof(float));
+    memcpy(att_plain, c->att, na * sizeof(float)); /* layer 0's attention output */
+    TU_OK(slm_ctx_set_dropout(c, 0, 123, tu_err()));
+    TU_OK(slm_model_forward(m, c, kv, &b, tu_err()));
+    assert_memory_equal(plain, slm_ctx_logits(c), nl * sizeof(float));
+
+    const float p = 0.25f;
+    TU_OK(slm_ctx_set_dropout(c, p, 123, tu_err()));
+    TU_OK(slm_model_forward(m, c, kv, &b, tu_err()));
+    memcpy(a, slm_ctx_logits(c), nl * sizeof(float));
+    size_t zeroed = 0;
+    for (size_t i = 0; i < na; i++) {
+        if (c->att[i] == 0.0f) {
+            zeroed++;
+        } else {
+            assert_float_equal(c->att[i], att_plain[i] / (1 - p), 1e-5 * (1 + fabs(att_plain[i])));
+        }
+    }
+    double share = (double)zeroed / (double)na; /* 1,024 draws: p ± 4.5 sd */
+    assert_true(fabs(share - p) < 4.5 * sqrt(p * (1 - p) / (double)na));
+    TU_OK(slm_model_forward(m, c, kv, &b, tu_err()));
+    assert_memory_equal(a, slm_ctx_logits(c), nl * sizeof(float));
+    TU_OK(slm_ctx_set_dropout(c, p, 124, tu_err()));
+    TU_OK(slm_model_forward(m, c, kv, &b, tu_err()));
+    assert_true(memcmp(a, slm_ctx_logits(c), nl * sizeof(float)) != 0);
+    assert_true(memcmp(a, plain, nl * sizeof(float)) != 0);
+
+    assert_int_equal(slm_ctx_set_dropout(c, 1.0f, 1, tu_err()), SLM_ERR_ARG);
+    assert_int_equal(slm_ctx_set_dropout(c, -0.1f, 1, tu_err()), SLM_ERR_ARG);
+    slm_ctx *ci = slm_ctx_new(&cfg, MAXT, 0, NULL, tu_err());
+    assert_int_equal(slm_ctx_set_dropout(ci, 0.1f, 1, tu_err()), SLM_ERR_ARG);
+    assert_non_null(strstr(tu_err()->msg, "inference"));
+    TU_OK(slm_ctx_set_dropout(ci, 0, 1, tu_err()));
+    slm_ctx_free(ci);
+    free(plain);
+    free(a);
+    free(att_plain);
+    slm_ctx_free(c);
+    slm_kv_cache_free(kv);
+    slm_model_free(m);
 }
 
 /* The same tokens in another batch order take the other attention paths; gradients agree. */
@@ -799,6 +875,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grad_fd_untied_batched),
         cmocka_unit_test(test_grad_fd_tied_per_token),
+        cmocka_unit_test(test_grad_fd_dropout),
+        cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_grad_paths_agree),
         cmocka_unit_test(test_threads_bitwise),
         cmocka_unit_test(test_threads_split_products),

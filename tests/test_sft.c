@@ -375,6 +375,55 @@ static void test_accumulation_equals_one_batch(void **state) {
     slm_tokenizer_free(tok);
 }
 
+/* Dropout (--dropout): training changes, deterministically (a pure function of seed and step);
+ * validation runs whole; out of range is refused. */
+static void test_dropout(void **state) {
+    (void)state;
+    slm_tokenizer *tok = bytes_tokenizer();
+    const char *pr[4] = {"a=", "bb=", "c=", "dddd="}, *co[4] = {"x", "yyyyyy", "zz", "wwwwwwwwww"};
+    slm_sft_record r[4];
+    for (int i = 0; i < 4; i++) r[i] = pc_record(pr[i], co[i]);
+    slm_sft_data d;
+    memset(&d, 0, sizeof d);
+    d.train.rec = d.val.rec = r;
+    d.train.n_rec = d.val.n_rec = 4;
+    slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .max_len = 24};
+    TU_OK(slm_sft_data_tokenize(&d, tok, &f, tu_err()));
+    slm_model *m[3];
+    double val[3];
+    for (int k = 0; k < 3; k++) {
+        m[k] = tiny_model(slm_tokenizer_n_vocab(tok), 24, 5);
+        slm_sft_opts o;
+        slm_sft_opts_default(&o);
+        o.steps = 3;
+        o.max_len = 24;
+        o.batch = 4;
+        o.dropout = k ? 0.3f : 0.0f;
+        slm_sft *t = slm_sft_new(m[k], tok, &d, &o, NULL, tu_err());
+        assert_non_null(t);
+        TU_OK(slm_sft_evaluate(t, &d.val, &val[k], tu_err()));
+        TU_OK(slm_sft_run(t, tu_err()));
+        slm_sft_free(t);
+    }
+    size_t bytes = sizeof(float) * m[0]->n_params;
+    assert_memory_equal(m[1]->params, m[2]->params, bytes);
+    assert_memory_not_equal(m[0]->params, m[1]->params, bytes);
+    assert_float_equal(val[0], val[1], 0); /* validation never drops */
+    slm_sft_opts o;
+    slm_sft_opts_default(&o);
+    o.dropout = 0.95f;
+    slm_err e;
+    assert_int_equal(slm_sft_opts_check(&o, &e), SLM_ERR_ARG);
+    assert_non_null(strstr(e.msg, "dropout"));
+    for (int k = 0; k < 3; k++) slm_model_free(m[k]);
+    for (int i = 0; i < d.train.n; i++) slm_sft_example_free(&d.train.ex[i]);
+    for (int i = 0; i < d.val.n; i++) slm_sft_example_free(&d.val.ex[i]);
+    free(d.train.ex);
+    free(d.val.ex);
+    for (int i = 0; i < 4; i++) free(r[i].msgs);
+    slm_tokenizer_free(tok);
+}
+
 typedef struct {
     char buf[64];
     size_t len;
@@ -484,6 +533,7 @@ int main(void) {
         cmocka_unit_test(test_mask_chat_template),
         cmocka_unit_test(test_gradient_ignores_prompt_targets),
         cmocka_unit_test(test_accumulation_equals_one_batch),
+        cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_tiny_model_learns_to_reverse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

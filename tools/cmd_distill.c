@@ -39,7 +39,7 @@ static const char usage[] =
     "                      completion tokens only, over the whole vocabulary\n"
     "  --temperature T     softening of both distributions                        [2]\n"
     "  --alpha A           weight of the soft term, in [0, 1]                     [0.5]\n"
-    "  --steps N, --epochs X, --batch B, --lr X, --max-len N, --seed N   as slm finetune\n"
+    "  --steps N, --epochs X, --batch B, --lr X, --max-len N, --dropout P, --seed N   as slm finetune\n"
     "  --threads N         threads (default: all cores)\n"
     "  --quiet             no progress\n"
     "\n"
@@ -65,8 +65,8 @@ int cmd_distill(int argc, char **argv) {
     slm_finetune_opts o;
     slm_finetune_opts_default(&o);
     const train_args ta = {.steps = &o.steps, .epochs = &o.epochs, .batch = &o.batch, .max_len = &o.max_len,
-                           .max_len_min = 1, .max_len_given = &max_len_given, .lr = &o.lr, .seed = &o.seed,
-                           .threads = &threads, .quiet = &quiet};
+                           .max_len_min = 1, .max_len_given = &max_len_given, .lr = &o.lr, .dropout = &o.dropout,
+                           .seed = &o.seed, .threads = &threads, .quiet = &quiet};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -165,8 +165,8 @@ static int distill_generate(int argc, char **argv) {
                            .accum_max = 65536, .max_len = &o.max_len, .max_len_min = 2,
                            .max_len_given = &max_len_given, .lr = &o.lr, .lr_given = &lr_given,
                            .lr_min = &o.lr_min, .warmup = &o.warmup, .weight_decay = &o.adam.weight_decay,
-                           .grad_clip = &o.grad_clip, .eval_every = &o.eval_every, .patience = &o.patience,
-                           .seed = &o.seed, .threads = &threads, .quiet = &quiet};
+                           .grad_clip = &o.grad_clip, .dropout = &o.dropout, .eval_every = &o.eval_every,
+                           .patience = &o.patience, .seed = &o.seed, .threads = &threads, .quiet = &quiet};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {

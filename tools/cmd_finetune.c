@@ -40,6 +40,8 @@ static const char usage[] =
     "  --warmup N             linear warmup steps                                  [6% of steps]\n"
     "  --wd X                 AdamW weight decay (matrices only)                   [0.01]\n"
     "  --clip X               gradient norm clip, 0 = off                          [1]\n"
+    "  --dropout P            dropout on the body's attention outputs and feed-forward\n"
+    "                         activations while training (a regulariser)           [0]\n"
     "  --label-smoothing X    in [0, 1)                                            [0]\n"
     "  --token-dropout P      leave each text token out of a training example with\n"
     "                         probability P (a regulariser)                        [0]\n"
@@ -151,7 +153,7 @@ int cmd_finetune(int argc, char **argv) {
                            .accum_max = 65536, .max_len = &o.max_len, .max_len_min = 1, .lr = &o.lr,
                            .lr_given = &lr_given, .lr_min = &o.lr_min, .warmup = &o.warmup,
                            .weight_decay = &o.adam.weight_decay, .grad_clip = &o.grad_clip,
-                           .eval_every = &o.eval_every, .patience = &o.patience, .seed = &o.seed,
+                           .dropout = &o.dropout, .eval_every = &o.eval_every, .patience = &o.patience, .seed = &o.seed,
                            .threads = &threads, .quiet = &quiet};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

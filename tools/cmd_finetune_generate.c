@@ -51,6 +51,8 @@ static const char usage[] =
     "  --warmup N             linear warmup steps                                  [6% of steps]\n"
     "  --wd X                 AdamW weight decay (matrices only)                   [0.01]\n"
     "  --clip X               gradient norm clip, 0 = off                          [1]\n"
+    "  --dropout P            dropout on the model's attention outputs and feed-forward\n"
+    "                         activations while training (a regulariser)           [0]\n"
     "  --seed N               example order (and a --preset model's weights)       [1]\n"
     "\n"
     "validation (loss on completion tokens only):\n"
@@ -78,7 +80,7 @@ int cmd_finetune_generate(int argc, char **argv) {
                            .accum_max = 65536, .max_len = &o.max_len, .max_len_min = 2, .lr = &o.lr,
                            .lr_given = &lr_given, .lr_min = &o.lr_min, .warmup = &o.warmup,
                            .weight_decay = &o.adam.weight_decay, .grad_clip = &o.grad_clip,
-                           .eval_every = &o.eval_every, .patience = &o.patience, .seed = &o.seed,
+                           .dropout = &o.dropout, .eval_every = &o.eval_every, .patience = &o.patience, .seed = &o.seed,
                            .threads = &threads, .quiet = &quiet};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -26,6 +26,7 @@ bool train_args_parse(const train_args *ta, int argc, char **argv, int *i) {
     else if (ta->weight_decay && !strcmp(a, "--wd"))
         *ta->weight_decay = (float)cli_double(a, cli_value(argc, argv, i), 0, 10);
     else if (ta->grad_clip && !strcmp(a, "--clip")) *ta->grad_clip = (float)cli_double(a, cli_value(argc, argv, i), 0, 1e9);
+    else if (ta->dropout && !strcmp(a, "--dropout")) *ta->dropout = (float)cli_double(a, cli_value(argc, argv, i), 0, 0.9);
     else if (ta->eval_every && !strcmp(a, "--eval-every"))
         *ta->eval_every = (int)cli_long(a, cli_value(argc, argv, i), 0, 1 << 30);
     else if (ta->patience && !strcmp(a, "--patience"))

@@ -29,6 +29,7 @@ typedef struct {
     int *warmup;             /* --warmup N       [0, 2^30] */
     float *weight_decay;     /* --wd X           [0, 10] */
     float *grad_clip;        /* --clip X         [0, 1e9] */
+    float *dropout;          /* --dropout P      [0, 0.9] */
     int *eval_every;         /* --eval-every N   [0, 2^30] */
     int *patience;           /* --patience N     [0, 2^30] */
     uint64_t *seed;          /* --seed N         [0, 2^31) */

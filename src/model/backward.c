@@ -166,12 +166,15 @@ static void backward_body(const slm_model *m, slm_ctx *c, slm_model_tensors *gt)
         /* dx holds d/d(res[l+1]); res[l+1] = mid + W_down·(silu(gate)·up) */
         swb_arg sw = {gu};
         slm_ws_par_rows(c, n, swiglu_recompute_rows, &sw);
+        slm_ws_dropout(c, c->h, F, l, SLM_DROP_FFN); /* the values ffn_down multiplied */
         slm_ws_matmul_bwd(c, c->dh, gw->w_down, c->dx, c->h, w->w_down, n, F, D, 0.0f);
+        slm_ws_dropout(c, c->dh, F, l, SLM_DROP_FFN); /* d/d(h) = mask/(1-p) · d/d(dropped h) */
         slm_ws_par_rows(c, n, swiglu_back_rows, &sw);
         slm_ws_matmul_bwd(c, c->dxn, gw->w_gate, c->dgu, xn2, w->w_gate, n, D, 2 * F, 0.0f);
         norm_backward(c, c->dx, gw->ffn_norm, c->dxn, mid, rms2, w->ffn_norm, 1);
         /* dx holds d/d(mid); mid = res + W_o·attention(RoPE(W_q·xn1), RoPE(W_k·xn1), W_v·xn1) */
         slm_ws_matmul_bwd(c, c->datt, gw->wo, c->dx, att, w->wo, n, c->qd, D, 0.0f);
+        slm_ws_dropout(c, c->datt, c->qd, l, SLM_DROP_ATT); /* att was dropped in place by the forward */
         slm_attention_backward(c, qkv, c->datt, c->dqkv);
         slm_ws_par_rows(c, n, rope_back_rows, NULL);
         slm_ws_matmul_bwd(c, c->dxn, gw->wq, c->dqkv, xn1, w->wq, n, D, c->qkvd, 0.0f);

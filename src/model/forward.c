@@ -265,6 +265,7 @@ slm_status slm_model_forward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, c
         rope_arg ra = {qkv, kv, l, lw};
         slm_ws_par_rows(c, n, rope_rows, &ra);
         slm_attention_forward(c, kv, l, qkv, att);
+        slm_ws_dropout(c, att, c->qd, l, SLM_DROP_ATT);
         memcpy(mid, res, nD);
         if (lw)
             slm_qmatmul(c->pool, mid, D, att, n, &lw->wo, 1, c->qscratch);
@@ -281,6 +282,7 @@ slm_status slm_model_forward(const slm_model *m, slm_ctx *c, slm_kv_cache *kv, c
         }
         swiglu_arg sa = {gu, c->h};
         slm_ws_par_rows(c, n, swiglu_rows, &sa);
+        slm_ws_dropout(c, c->h, F, l, SLM_DROP_FFN);
         memcpy(res_next, mid, nD);
         if (lw)
             slm_qmatmul(c->pool, res_next, D, c->h, n, &lw->w_down, 1, c->qscratch);

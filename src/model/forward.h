@@ -80,6 +80,14 @@ const float *slm_ctx_hidden(const slm_ctx *c);
  * the buffer to hold gradients. NULL before any forward. */
 float *slm_ctx_dlogits(slm_ctx *c);
 
+/* Dropout for training: from the next forward on, every element of each layer's attention output
+ * (the input of attn_output) and feed-forward hidden activation (the input of ffn_down) is zeroed
+ * with probability p and the rest scaled by 1/(1 - p); the backward of the same batch applies the
+ * same mask. The mask is a pure function of (key, layer, batch row, column): give each training
+ * batch its own key, and turn dropout off (p = 0, the default) before evaluating. SLM_ERR_ARG for p
+ * outside [0, 1) or p > 0 on an inference workspace. */
+slm_status slm_ctx_set_dropout(slm_ctx *c, float p, uint64_t key, slm_err *err);
+
 /* Runs the model. Errors (SLM_ERR_RANGE naming the batch index): token out of vocab, pos out of
  * the cache, seq out of slots, more tokens than the workspace holds. SLM_ERR_ARG: an empty batch,
  * two tokens with the same (seq, pos), a cache or workspace made for another config. Nothing is

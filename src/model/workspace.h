@@ -85,6 +85,11 @@ struct slm_ctx {
     void *qscratch;             /* inference only: slm_qmatmul's scratch (quantized activations) */
     size_t scratch_per_thread;
 
+    /* dropout (dropout.c; train workspaces only): off while drop_p is 0 */
+    float drop_p, drop_scale;   /* probability; 1/(kept share) */
+    uint32_t drop_thr;          /* a 16-bit draw below this drops */
+    uint64_t drop_key;
+
     void *block;                /* the one allocation all the arrays above live in */
 };
 
@@ -111,5 +116,12 @@ void slm_ws_matmul_bwd(slm_ctx *c, float *dx, float *dw, const float *dy, const 
  * dqkv (q, k, v parts). */
 void slm_attention_forward(slm_ctx *c, const slm_kv_cache *kv, int l, const float *qkv, float *att);
 void slm_attention_backward(slm_ctx *c, const float *qkv, const float *datt, float *dqkv);
+
+/* Dropout (dropout.c) of site 0 (attention output) or 1 (feed-forward hidden) of a layer, in
+ * place on the batch's rows of width floats: kept elements scaled by 1/(1 - p), the others zeroed;
+ * the same call on the same batch and key zeroes the same elements. Nothing when dropout is off. */
+#define SLM_DROP_ATT 0
+#define SLM_DROP_FFN 1
+void slm_ws_dropout(slm_ctx *c, float *x, int width, int layer, int site);
 
 #endif

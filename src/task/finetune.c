@@ -45,6 +45,8 @@ slm_status slm_finetune_opts_check(const slm_finetune_opts *o, slm_err *err) {
         return slm_err_set(err, SLM_ERR_ARG, "eval_every and patience must not be negative");
     if (!(o->token_dropout >= 0 && o->token_dropout <= 0.9f))
         return slm_err_set(err, SLM_ERR_ARG, "token dropout must be in [0, 0.9] (got %g)", o->token_dropout);
+    if (!(o->dropout >= 0 && o->dropout <= 0.9f))
+        return slm_err_set(err, SLM_ERR_ARG, "dropout must be in [0, 0.9] (got %g)", o->dropout);
     if (!(o->label_smoothing >= 0 && o->label_smoothing < 1))
         return slm_err_set(err, SLM_ERR_ARG, "label smoothing must be in [0, 1) (got %g)", o->label_smoothing);
     if (o->pooling != SLM_POOL_AUTO && o->pooling != SLM_POOL_LAST && o->pooling != SLM_POOL_MEAN)
@@ -395,7 +397,9 @@ static slm_status train_step(slm_finetune *t, double *loss_out, slm_err *err) {
         uint64_t key = t->o.token_dropout > 0 ? slm_rng_hash(t->o.seed ^ 0x746f6b656e64726fULL, (uint64_t)t->step, (uint64_t)micro) | 1 : 0;
         int n = fill_batch(t, &t->d->train, idx, B, key);
         slm_batch b = {.n_tokens = n, .token = t->tokens, .pos = t->pos, .seq = t->seq, .output = t->out};
-        slm_status st = slm_model_forward(t->m, t->ctx, t->kv, &b, err);
+        uint64_t drop_key = slm_rng_hash(t->o.seed ^ 0x64726f706f7574ULL, (uint64_t)t->step, (uint64_t)micro);
+        slm_status st = slm_ctx_set_dropout(t->ctx, o->dropout, drop_key, err);
+        if (!st) st = slm_model_forward(t->m, t->ctx, t->kv, &b, err);
         if (st) return slm_err_prefix(err, "step %d: forward", t->step + 1);
         memset(t->dhidden, 0, (size_t)n * t->D * sizeof(float));
         float scale = 1.0f / ((float)B * o->accum * t->n_heads);
@@ -416,6 +420,7 @@ static slm_status train_step(slm_finetune *t, double *loss_out, slm_err *err) {
             slm_cls_pool_backward(t->dpooled, t->D, t->start, t->len, B, t->head_pool[h], t->dhidden);
         }
         st = slm_model_backward_hidden(t->m, t->ctx, t->kv, &b, t->dhidden, t->grads, err);
+        slm_ctx_set_dropout(t->ctx, 0, 0, NULL); /* validation and logits run whole */
         if (st) return slm_err_prefix(err, "step %d: backward", t->step + 1);
     }
     *loss_out = loss;

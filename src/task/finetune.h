@@ -55,6 +55,8 @@ typedef struct {
     float token_dropout;  /* training only: each text token (not BOS/EOS) left out with this
                            * probability, a pure function of (seed, step, example, position);
                            * at least one kept. In [0, 0.9] */
+    float dropout;        /* training only: dropout in the body (forward.h: attention outputs and
+                           * feed-forward activations), a pure function of (seed, step). In [0, 0.9] */
     int pooling;          /* SLM_POOL_LAST, SLM_POOL_MEAN or SLM_POOL_AUTO */
     float select_frac;    /* auto: share of the steps both heads train, in (0, 1) */
     int eval_every;       /* validate every N steps; 0: once per epoch; and always at the end */

@@ -75,7 +75,7 @@ slm_status slm_finetune_save_adapter(const slm_finetune *t, const char *path, sl
     X("slm.ckpt.beta1", adam.beta1) X("slm.ckpt.beta2", adam.beta2)                     \
     X("slm.ckpt.eps", adam.eps) X("slm.ckpt.weight_decay", adam.weight_decay)           \
     X("slm.ckpt.grad_clip", grad_clip) X("slm.ckpt.label_smoothing", label_smoothing)   \
-    X("slm.ckpt.token_dropout", token_dropout)                                          \
+    X("slm.ckpt.token_dropout", token_dropout) X("slm.ckpt.dropout", dropout)           \
     X("slm.ckpt.select_frac", select_frac)
 
 slm_status slm_finetune_save_checkpoint(const slm_finetune *t, const char *path, slm_err *err) {

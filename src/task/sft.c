@@ -71,6 +71,8 @@ slm_status slm_sft_opts_check(const slm_sft_opts *o, slm_err *err) {
     if ((s = slm_lr_check(o->lr, o->lr_min, err)) != SLM_OK) return s;
     if (o->eval_every < 0 || o->patience < 0)
         return slm_err_set(err, SLM_ERR_ARG, "eval_every and patience must not be negative");
+    if (!(o->dropout >= 0 && o->dropout <= 0.9f))
+        return slm_err_set(err, SLM_ERR_ARG, "dropout must be in [0, 0.9] (got %g)", o->dropout);
     return slm_adamw_params_check(&o->adam, err);
 }
 
@@ -452,7 +454,10 @@ slm_status slm_sft_run_for(slm_sft *t, int max_steps, slm_err *err) {
             float scale = counted_step ? (float)((double)c_micro / (double)counted_step) : 0.0f;
             float l;
             int c;
-            slm_status s = run_batch(t, ex, B, scale, t->grads, &l, &c, 1, err);
+            uint64_t key = slm_rng_hash(t->o.seed ^ 0x64726f706f7574ULL, (uint64_t)t->step, (uint64_t)micro);
+            slm_status s = slm_ctx_set_dropout(t->ctx, t->o.dropout, key, err);
+            if (!s) s = run_batch(t, ex, B, scale, t->grads, &l, &c, 1, err);
+            slm_ctx_set_dropout(t->ctx, 0, 0, NULL); /* validation runs whole */
             if (s != SLM_OK) return slm_err_prefix(err, "step %d", t->step + 1);
             loss_sum += (double)l * c;
         }

@@ -46,13 +46,15 @@ typedef struct {
     int warmup;           /* warmup steps; < 0: 6% of the steps */
     slm_adamw_params adam;
     float grad_clip;      /* global-norm clip; <= 0: none */
+    float dropout;        /* training only: dropout in the model (forward.h), a pure function of
+                           * (seed, step, micro-batch). In [0, 0.9] */
     int eval_every;       /* validate every N steps; 0: once per epoch; and always at the end */
     int patience;         /* stop after this many validations without improvement; 0: never */
     uint64_t seed;        /* example order */
 } slm_sft_opts;
 
 /* Defaults: 3 epochs, B 8, accum 1, max_len 256, lr 1e-4 -> 1e-5, warmup 6%, AdamW (0.9, 0.999,
- * 1e-8, wd 0.01), clip 1, validate once per epoch, no early stopping, seed 1. */
+ * 1e-8, wd 0.01), clip 1, no dropout, validate once per epoch, no early stopping, seed 1. */
 void slm_sft_opts_default(slm_sft_opts *o);
 slm_status slm_sft_opts_check(const slm_sft_opts *o, slm_err *err);
 
