@@ -91,6 +91,39 @@ static void test_head_fd(void **state) {
     }
 }
 
+/* R-Drop's symmetric KL between twin rows: finite differences of every logit (E = 4 rows = 2
+ * pairs), the gradient added to what dlogits held, alpha scaling, and no loss between equal twins. */
+typedef struct {
+    float z[E * K], alpha;
+} rdrop_case;
+
+static double f_rdrop(void *p) {
+    rdrop_case *c = p;
+    return slm_cls_rdrop_loss(c->z, E / 2, K, c->alpha, 1.0f, NULL);
+}
+
+static void test_rdrop_loss_fd(void **state) {
+    (void)state;
+    rdrop_case c = {.alpha = 0.7f};
+    slm_rng r;
+    slm_rng_seed(&r, 8, 0);
+    fill_normal(c.z, E * K, 1.5f, &r);
+    float base[E * K], g[E * K];
+    fill_normal(base, E * K, 1.0f, &r);
+    memcpy(g, base, sizeof g);
+    double loss = slm_cls_rdrop_loss(c.z, E / 2, K, c.alpha, 2.0f, g);
+    assert_true(loss > 0);
+    for (int i = 0; i < E * K; i++) g[i] = (g[i] - base[i]) / 2.0f; /* added, scaled by 2 */
+    check_fd(c.z, E * K, g, f_rdrop, &c, "rdrop logits");
+    c.alpha = 1.4f;
+    assert_float_equal(f_rdrop(&c), 2 * loss, 1e-6 * loss);
+    memcpy(c.z + K, c.z, sizeof(float) * K); /* pair 0: equal twins */
+    memcpy(c.z + 3 * K, c.z + 2 * K, sizeof(float) * K);
+    float g0[E * K] = {0};
+    assert_float_equal(slm_cls_rdrop_loss(c.z, E / 2, K, c.alpha, 1.0f, g0), 0.0, 1e-12);
+    assert_true(max_abs(g0, E * K) < 1e-7);
+}
+
 static double f_pool(void *p) {
     head_case *c = p;
     float pooled[E * D];
@@ -601,6 +634,40 @@ static void test_body_dropout(void **state) {
     check_regulariser(set_dropout, "dropout must");
 }
 
+/* R-Drop: needs dropout (refused naming it otherwise); with it, training changes and stays a
+ * pure function of the seed. */
+static void test_rdrop(void **state) {
+    (void)state;
+    slm_finetune_opts o = task_opts();
+    o.steps = 6;
+    o.eval_every = 6;
+    o.rdrop = 1.0f;
+    slm_err e;
+    assert_int_equal(slm_finetune_opts_check(&o, &e), SLM_ERR_ARG);
+    assert_non_null(strstr(e.msg, "dropout"));
+    o.dropout = 0.2f;
+    float *w[3];
+    size_t np = 0;
+    for (int run = 0; run < 3; run++) {
+        o.rdrop = run == 0 ? 0.0f : 1.0f;
+        slm_model *m = task_model(o.seed);
+        slm_finetune *t = slm_finetune_new(m, tok, &data, &o, NULL, tu_err());
+        assert_non_null(t);
+        TU_OK(slm_finetune_run(t, tu_err()));
+        assert_true(isfinite(slm_finetune_val_loss(t)));
+        np = m->n_params;
+        w[run] = malloc(sizeof(float) * np);
+        memcpy(w[run], m->params, sizeof(float) * np);
+        slm_finetune_free(t);
+        slm_model_free(m);
+    }
+    assert_memory_equal(w[1], w[2], sizeof(float) * np);
+    assert_memory_not_equal(w[0], w[1], sizeof(float) * np);
+    for (int i = 0; i < 3; i++) free(w[i]);
+    o.rdrop = -1;
+    assert_int_equal(slm_finetune_opts_check(&o, &e), SLM_ERR_ARG);
+}
+
 static void test_fixed_pooling_and_resume_exact(void **state) {
     (void)state;
     slm_finetune_opts o = task_opts();
@@ -688,6 +755,53 @@ static void test_data_errors_name_file_and_line(void **state) {
     assert_non_null(strstr(err->msg, "missing/train.jsonl"));
 }
 
+/* --refit's data: validation examples appended to training (copies), validation kept; refused
+ * once tokenized. */
+static void test_merge_val(void **state) {
+    (void)state;
+    slm_task_data d;
+    TU_OK(slm_task_data_load("tests/fixtures/classify/good", &d, tu_err()));
+    TU_OK(slm_task_data_merge_val(&d, tu_err()));
+    assert_int_equal(d.train.n, 6);
+    assert_int_equal(d.val.n, 2);
+    assert_string_equal(d.train.text[4], "where is the new card");
+    assert_string_equal(d.train.text[5], d.val.text[1]);
+    assert_ptr_not_equal(d.train.text[5], d.val.text[1]);
+    assert_int_equal(d.train.label[5], d.val.label[1]);
+    assert_string_equal(d.labels[d.train.label[4]], "card");
+    TU_OK(slm_task_data_tokenize(&d, tok, 16, tu_err())); /* the synthetic task's tokenizer */
+    assert_int_equal(slm_task_data_merge_val(&d, tu_err()), SLM_ERR_ARG);
+    slm_task_data_free(&d);
+}
+
+/* A refit's model file records the choosing run's validation and says it is a refit. */
+static void test_refit_metadata(void **state) {
+    (void)state;
+    slm_finetune_opts o = task_opts();
+    o.steps = 2;
+    slm_model *m = task_model(o.seed);
+    slm_finetune *t = slm_finetune_new(m, tok, &data, &o, NULL, tu_err());
+    assert_non_null(t);
+    TU_OK(slm_finetune_run(t, tu_err()));
+    assert_float_not_equal(slm_finetune_val_acc(t), 0.625f, 1e-6);
+    slm_finetune_set_refit(t, 0.625f, 0.75f);
+    assert_float_equal(slm_finetune_val_acc(t), 0.625f, 0);
+    const char *path = tu_tmp_path("refit.gguf");
+    TU_OK(slm_finetune_save(t, path, tu_err()));
+    slm_gguf *g = slm_gguf_open(path, tu_err());
+    assert_non_null(g);
+    const slm_gguf_kv *kv = slm_gguf_find_kv(g, "slm.train.refit");
+    assert_non_null(kv);
+    float acc, loss;
+    TU_OK(slm_gguf_get_f32(g, "slm.train.val_accuracy", &acc, tu_err()));
+    TU_OK(slm_gguf_get_f32(g, "slm.train.val_loss", &loss, tu_err()));
+    assert_float_equal(acc, 0.625f, 0);
+    assert_float_equal(loss, 0.75f, 0);
+    slm_gguf_close(g);
+    slm_finetune_free(t);
+    slm_model_free(m);
+}
+
 static void test_non_classify_model_is_refused(void **state) {
     (void)state;
     /* a language model (slm_model_save + tokenizer, no slm.task) */
@@ -727,6 +841,7 @@ static void test_body_from_base_drops_lm_head(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_head_fd),
+        cmocka_unit_test(test_rdrop_loss_fd),
         cmocka_unit_test(test_pool_fd),
         cmocka_unit_test(test_classify_path_fd),
         cmocka_unit_test(test_mix_fit_known_answers),
@@ -735,6 +850,9 @@ int main(void) {
         cmocka_unit_test(test_fixed_pooling_and_resume_exact),
         cmocka_unit_test(test_token_dropout),
         cmocka_unit_test(test_body_dropout),
+        cmocka_unit_test(test_rdrop),
+        cmocka_unit_test(test_refit_metadata),
+        cmocka_unit_test(test_merge_val),
         cmocka_unit_test(test_ngram_part_saved_and_pooled),
         cmocka_unit_test(test_non_classify_model_is_refused),
         cmocka_unit_test(test_body_from_base_drops_lm_head),

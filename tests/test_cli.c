@@ -156,6 +156,18 @@ static void test_task_model_round(void **state) {
     snprintf(a, sizeof a, "classify %s 'my card has not arrived yet' --top 2", model);
     assert_int_equal(slm(a), 0);
     assert_non_null(strstr(out, "card_arrival"));
+    /* --refit: a second body on training + validation, the first run's choices and validation */
+    const char *refit = tu_tmp_path("task-refit.gguf");
+    snprintf(a, sizeof a, "finetune --data %s --task classify --preset tiny --epochs 2 --vocab 300 --refit -o %s",
+             dir, refit);
+    assert_int_equal(slm(a), 0);
+    assert_non_null(strstr(out, "refit: a new body on"));
+    snprintf(a, sizeof a, "info %s", refit);
+    assert_int_equal(slm(a), 0);
+    assert_non_null(strstr(out, "slm.train.refit"));
+    snprintf(a, sizeof a, "finetune --data %s --task classify --resume %s --refit -o %s", dir, model, refit);
+    assert_int_equal(slm(a), 2);
+    assert_non_null(strstr(out, "--refit"));
     snprintf(a, sizeof a, "classify %s --file %s/val.jsonl", model, dir);
     assert_int_equal(slm(a), 0);
     assert_non_null(strstr(out, "accuracy"));

@@ -42,6 +42,9 @@ static const char usage[] =
     "  --clip X               gradient norm clip, 0 = off                          [1]\n"
     "  --dropout P            dropout on the body's attention outputs and feed-forward\n"
     "                         activations while training (a regulariser)           [0]\n"
+    "  --rdrop A              R-Drop: each training example runs twice under two dropout\n"
+    "                         masks, A x their symmetric KL joins the loss (needs --dropout;\n"
+    "                         twice the work per step)                             [0 = off]\n"
     "  --label-smoothing X    in [0, 1)                                            [0]\n"
     "  --token-dropout P      leave each text token out of a training example with\n"
     "                         probability P (a regulariser)                        [0]\n"
@@ -76,7 +79,15 @@ static const char usage[] =
     "  --checkpoint FILE      a resumable checkpoint, written ...\n"
     "  --checkpoint-every N   ... every N steps and at the end                     [100]\n"
     "  --threads N            threads (default: all cores)\n"
-    "  --quiet                no progress line\n";
+    "  --quiet                no progress line\n"
+    "\n"
+    "refit:\n"
+    "  --refit                once validation has made the choices (pooling, length: the best\n"
+    "                         validated step, the n-gram pool's weights), train a new body from\n"
+    "                         --init/--preset on training + validation examples with them, for as\n"
+    "                         many epochs, and the n-gram part again: the model written has seen\n"
+    "                         every labelled example. Twice the time; the validation figures\n"
+    "                         reported and stored are the first run's (--log and --checkpoint too)\n";
 
 static void on_progress(void *ctx, const slm_finetune_progress *p) {
     const train_progress *ps = ctx;
@@ -99,8 +110,9 @@ static void on_ngram_progress(void *ctx, int iter, int max_iter, double loss) {
     fprintf(stderr, "\rn-gram part: iteration %d (at most %d) | loss %.4f   ", iter, max_iter, loss);
 }
 
-/* The n-gram part: trained, pooled and attached to t; reports its validation gain. */
-static slm_ngram *fit_ngram(slm_finetune *t, const slm_ngram_opts *no, train_progress *ps) {
+/* The n-gram part: trained, pooled and attached to t; reports its validation gain; *mix gets the
+ * pool's weights. */
+static slm_ngram *fit_ngram(slm_finetune *t, const slm_ngram_opts *no, train_progress *ps, slm_cls_mix *mix_out) {
     slm_err err;
     slm_finetune_scores v;
     slm_cls_mix mix;
@@ -112,6 +124,7 @@ static slm_ngram *fit_ngram(slm_finetune *t, const slm_ngram_opts *no, train_pro
                 "together %.4f (logits %.3g x head + %.3g x n-gram)\n", ps->tty ? "\r" : "",
                 slm_ngram_n_features(ng), slm_time_now() - t0, v.acc_head, v.acc_ngram, v.acc_mix, mix.w_head,
                 mix.w_ngram);
+    *mix_out = mix;
     return ng;
 }
 
@@ -140,10 +153,83 @@ static slm_tokenizer *train_tokenizer(const slm_task_data *d, int vocab, int qui
     return tok;
 }
 
+/* A body to fine-tune (not LoRA): an fp32 copy of base (--init, or the checkpoint of --resume)
+ * without its LM head, or, base NULL, a new --preset model with random weights from o->seed. */
+static slm_model *make_body(const slm_gguf *base_g, const char *src_path, const char *preset, const slm_tokenizer *tok,
+                            const slm_finetune_opts *o) {
+    slm_err err;
+    slm_model *m;
+    if (base_g) {
+        const slm_gguf *src = base_g;
+        slm_model *base = slm_model_load(src, &err);
+        if (!base) cli_fail(&err, src_path);
+        if (base->cfg.ctx_len < o->max_len + 2)
+            cli_die("finetune: %s has a context of %d tokens; --max-len %d needs %d", src_path, base->cfg.ctx_len,
+                    o->max_len, o->max_len + 2);
+        m = slm_finetune_body_from(base, &err);
+        slm_model_free(base);
+        if (!m) cli_fail(&err, src_path);
+        return m;
+    }
+    slm_model_config cfg;
+    if (slm_model_preset(preset ? preset : "tiny", slm_tokenizer_n_vocab(tok), o->max_len + 2, &cfg, &err) != SLM_OK)
+        cli_fail(&err, "--preset");
+    if (!(m = slm_model_new(&cfg, &err))) cli_fail(&err, "creating the model");
+    slm_model_init_random(m, o->seed);
+    return m;
+}
+
+/* --refit: after the first run made its choices on validation (pooling, length = the best
+ * validated step, the pool's weights), a new body trains on training + validation examples with
+ * them for as many epochs, and the n-gram part is trained again on the same; *t, *m and *ng are
+ * replaced (the old ones freed), *data2 holds the merged data they read. */
+static void refit(const char *dir, const slm_gguf *base_g, const char *src_path, const char *preset,
+                  const slm_tokenizer *tok, const slm_finetune_opts *o, const slm_ngram_opts *no, slm_pool *pool,
+                  int quiet, slm_finetune **t, slm_model **m, slm_ngram **ng, slm_cls_mix mix, slm_task_data *data2) {
+    slm_err err;
+    slm_finetune_opts o2 = *o;
+    o2.pooling = slm_finetune_pooling(*t);
+    int best = slm_finetune_best_step(*t);
+    if (best < 1) best = slm_finetune_steps(*t);
+    float val_acc = slm_finetune_val_acc(*t), val_loss = slm_finetune_val_loss(*t);
+    if (slm_task_data_load(dir, data2, &err) != SLM_OK || slm_task_data_merge_val(data2, &err) != SLM_OK ||
+        slm_task_data_tokenize(data2, tok, o2.max_len, &err) != SLM_OK)
+        cli_fail(&err, "refit: reading --data");
+    /* the same epochs over the larger set: steps scale with its size */
+    double epochs = (double)best * o->batch * o->accum / (double)(data2->train.n - data2->val.n);
+    o2.steps = (int)ceil(epochs * data2->train.n / ((double)o->batch * o->accum));
+    o2.eval_every = o2.steps;
+    o2.patience = 0;
+    slm_finetune_free(*t);
+    slm_model_free(*m);
+    slm_ngram_free(*ng);
+    *ng = NULL;
+    *m = make_body(base_g, src_path, preset, tok, &o2);
+    if (!(*t = slm_finetune_new(*m, tok, data2, &o2, pool, &err))) cli_fail(&err, "refit");
+    slm_finetune_set_refit(*t, val_acc, val_loss);
+    train_progress ps;
+    train_progress_init(&ps, quiet, o2.steps);
+    slm_finetune_set_callback(*t, on_progress, &ps);
+    if (!quiet)
+        fprintf(stderr, "refit: a new body on %d examples (training + validation), pooling %s, %.2f epochs = %d steps\n",
+                data2->train.n, slm_pooling_name(o2.pooling), epochs, o2.steps);
+    double t0 = slm_time_now();
+    if (slm_finetune_run(*t, &err) != SLM_OK) cli_fail(&err, "refit");
+    if (!quiet) fprintf(stderr, "refit: trained in %.1fs\n", slm_time_now() - t0);
+    if (mix.w_ngram != 0 || mix.w_head != 0) {
+        *ng = slm_finetune_add_ngram(*t, no, on_ngram_progress, &ps, mix, &err);
+        if (!*ng) cli_fail(&err, "refit");
+        if (!quiet)
+            fprintf(stderr, "%srefit: n-gram part of %d features, pooled with the first run's weights\n",
+                    ps.tty ? "\r" : "", slm_ngram_n_features(*ng));
+    }
+    slm_finetune_set_callback(*t, NULL, NULL); /* ps ends here */
+}
+
 int cmd_finetune(int argc, char **argv) {
     const char *dir = NULL, *task = NULL, *preset = NULL, *tok_path = NULL, *init = NULL, *resume = NULL;
     const char *out = NULL, *log_path = NULL, *ckpt = NULL;
-    int vocab = 2048, ckpt_every = 100, threads = 0, quiet = 0, lr_given = 0, use_ngram = 1;
+    int vocab = 2048, ckpt_every = 100, threads = 0, quiet = 0, lr_given = 0, use_ngram = 1, do_refit = 0;
     slm_ngram_opts no;
     slm_ngram_opts_default(&no);
     slm_lora_opts lo = {.rank = 0, .alpha = 0, .dropout = 0, .targets = SLM_LORA_Q | SLM_LORA_K | SLM_LORA_V | SLM_LORA_O};
@@ -173,6 +259,8 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--checkpoint")) ckpt = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--checkpoint-every")) ckpt_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
         else if (!strcmp(a, "--token-dropout")) o.token_dropout = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.9);
+        else if (!strcmp(a, "--refit")) do_refit = 1;
+        else if (!strcmp(a, "--rdrop")) o.rdrop = (float)cli_double(a, cli_value(argc, argv, &i), 0, 100);
         else if (!strcmp(a, "--label-smoothing")) o.label_smoothing = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.999);
         else if (!strcmp(a, "--pooling")) {
             const char *v = cli_value(argc, argv, &i);
@@ -199,6 +287,8 @@ int cmd_finetune(int argc, char **argv) {
         cli_die("finetune: give one of --preset/--tokenizer (new model), --init (base) or --resume");
     if (lo.rank && !init) cli_die("finetune: --lora needs --init BASE.gguf (the frozen base)");
     if (lo.rank && ckpt) cli_die("finetune: --checkpoint is not available with --lora yet");
+    if (do_refit && (lo.rank || resume))
+        cli_die("finetune: --refit starts a new body from --init or --preset: not with --%s", lo.rank ? "lora" : "resume");
     if (lo.rank) use_ngram = 0; /* an adapter carries the head only (lora.h) */
     if (lo.rank && lo.alpha == 0) lo.alpha = 2.0f * (float)lo.rank;
     if (init && !lr_given) o.lr = lo.rank ? 1e-3f : 3e-4f;
@@ -230,22 +320,8 @@ int cmd_finetune(int argc, char **argv) {
             cli_die("finetune: %s has a context of %d tokens; --max-len %d needs %d", src_path, m->cfg.ctx_len,
                     o.max_len, o.max_len + 2);
         if (!(lora = slm_lora_new(&m->cfg, &lo, o.seed, &err))) cli_fail(&err, "--lora");
-    } else if (init || resume) {
-        slm_model *base = slm_model_load(src, &err);
-        if (!base) cli_fail(&err, src_path);
-        if (base->cfg.ctx_len < o.max_len + 2)
-            cli_die("finetune: %s has a context of %d tokens; --max-len %d needs %d", src_path, base->cfg.ctx_len,
-                    o.max_len, o.max_len + 2);
-        m = slm_finetune_body_from(base, &err);
-        slm_model_free(base);
-        if (!m) cli_fail(&err, src_path);
     } else {
-        slm_model_config cfg;
-        if (slm_model_preset(preset ? preset : "tiny", slm_tokenizer_n_vocab(tok), o.max_len + 2, &cfg, &err) != SLM_OK)
-            cli_fail(&err, "--preset");
-        m = slm_model_new(&cfg, &err);
-        if (!m) cli_fail(&err, "creating the model");
-        slm_model_init_random(m, o.seed);
+        m = make_body(init || resume ? src : NULL, src_path, preset, tok, &o);
     }
     slm_finetune *t = slm_finetune_new(m, tok, &data, &o, pool, &err);
     if (!t) cli_fail(&err, "finetune");
@@ -270,14 +346,18 @@ int cmd_finetune(int argc, char **argv) {
     if (slm_finetune_run(t, &err) != SLM_OK) cli_fail(&err, "finetune");
     double train_s = slm_time_now() - t0;
     no.n_threads = slm_pool_size(pool);
-    slm_ngram *ng = use_ngram ? fit_ngram(t, &no, &ps) : NULL;
+    slm_cls_mix mix = {0, 0};
+    slm_ngram *ng = use_ngram ? fit_ngram(t, &no, &ps, &mix) : NULL;
+    slm_task_data data2 = {0}; /* --refit: training + validation */
+    if (do_refit) refit(dir, init ? src : NULL, src_path, preset, tok, &o, &no, pool, quiet, &t, &m, &ng, mix, &data2);
     if ((lora ? slm_finetune_save_adapter(t, out, &err) : slm_finetune_save(t, out, &err)) != SLM_OK)
         cli_fail(&err, out);
     if (!quiet) {
-        fprintf(stderr, "wrote %s after %d steps in %.1fs (+ %.1fs n-gram part): pooling %s, validation accuracy "
-                "%.4f, loss %.4f (transformer alone)\n", out, slm_finetune_step(t), train_s,
-                slm_time_now() - t0 - train_s, slm_pooling_name(slm_finetune_pooling(t)), slm_finetune_val_acc(t),
-                slm_finetune_val_loss(t));
+        fprintf(stderr, "wrote %s after %d steps in %.1fs (+ %.1fs %s): pooling %s, validation accuracy "
+                "%.4f, loss %.4f (transformer alone%s)\n", out, slm_finetune_step(t), train_s,
+                slm_time_now() - t0 - train_s, do_refit ? "n-gram part and refit" : "n-gram part",
+                slm_pooling_name(slm_finetune_pooling(t)), slm_finetune_val_acc(t), slm_finetune_val_loss(t),
+                do_refit ? ", before the refit" : "");
         if (data.test.n) {
             slm_finetune_scores r;
             if (slm_finetune_score(t, &data.test, &r, &err) != SLM_OK) cli_fail(&err, "test");
@@ -294,6 +374,7 @@ int cmd_finetune(int argc, char **argv) {
     slm_model_free(m);
     slm_tokenizer_free(tok);
     slm_task_data_free(&data);
+    slm_task_data_free(&data2);
     slm_gguf_close(src);
     slm_pool_free(pool);
     return 0;

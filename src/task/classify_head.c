@@ -4,6 +4,7 @@
 #include "task/classify_head.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int slm_pooling_from_name(const char *name) {
@@ -121,6 +122,40 @@ void slm_cls_head_backward(const float *W, const float *pooled, const float *dlo
             dx[j] = (float)s;
         }
     }
+}
+
+/* log softmax of z (K) into out (double) */
+static void log_softmax(const float *z, int K, double *out) {
+    double m = -INFINITY, sum = 0;
+    for (int k = 0; k < K; k++) m = fmax(m, z[k]);
+    for (int k = 0; k < K; k++) sum += exp(z[k] - m);
+    double lse = m + log(sum);
+    for (int k = 0; k < K; k++) out[k] = z[k] - lse;
+}
+
+double slm_cls_rdrop_loss(const float *logits, int P, int K, float alpha, float scale, float *dlogits) {
+    double total = 0, *la = malloc(sizeof(double) * 2 * (size_t)K), *lb = la + K;
+    if (!la) return NAN;
+    for (int i = 0; i < P; i++) {
+        const float *za = logits + (size_t)(2 * i) * K, *zb = za + K;
+        log_softmax(za, K, la);
+        log_softmax(zb, K, lb);
+        double kab = 0, kba = 0;
+        for (int k = 0; k < K; k++) {
+            kab += exp(la[k]) * (la[k] - lb[k]);
+            kba += exp(lb[k]) * (lb[k] - la[k]);
+        }
+        total += alpha * 0.5 * (kab + kba);
+        if (!dlogits) continue;
+        float *da = dlogits + (size_t)(2 * i) * K, *db = da + K;
+        for (int k = 0; k < K; k++) {
+            double pa = exp(la[k]), pb = exp(lb[k]);
+            da[k] += (float)(scale * alpha * 0.5 * (pa * (la[k] - lb[k] - kab) + pa - pb));
+            db[k] += (float)(scale * alpha * 0.5 * (pb * (lb[k] - la[k] - kba) + pb - pa));
+        }
+    }
+    free(la);
+    return total;
 }
 
 double slm_cls_distill_loss(const float *logits, const int32_t *labels, const float *teacher, int E, int K,

@@ -49,6 +49,13 @@ double slm_cls_loss(const float *logits, const int32_t *labels, int E, int K, fl
 double slm_cls_distill_loss(const float *logits, const int32_t *labels, const float *teacher, int E, int K,
                             float T, float alpha, float scale, float *dlogits);
 
+/* R-Drop's consistency term (Liang et al. 2021): the rows of logits (2P, K) come in pairs (2i, 2i+1),
+ * the same example run twice under different dropout masks; per pair
+ * alpha·½·(KL(p_2i || p_2i+1) + KL(p_2i+1 || p_2i)) with p = softmax(logits). Returns the SUM over
+ * pairs and ADDS scale · d(sum)/d(logits) to dlogits (may be NULL): for row a against its twin b,
+ * alpha·½·(p_a ⊙ (log p_a - log p_b - KL(p_a || p_b)) + p_a - p_b). NAN when out of memory. */
+double slm_cls_rdrop_loss(const float *logits, int P, int K, float alpha, float scale, float *dlogits);
+
 /* Backward of slm_cls_logits: dW (K, D) += dlogits^T · pooled, db (K) += column sums,
  * dpooled (E, D) = dlogits · W (overwritten; may be NULL). */
 void slm_cls_head_backward(const float *W, const float *pooled, const float *dlogits, int E, int D,

@@ -47,6 +47,10 @@ slm_status slm_finetune_opts_check(const slm_finetune_opts *o, slm_err *err) {
         return slm_err_set(err, SLM_ERR_ARG, "token dropout must be in [0, 0.9] (got %g)", o->token_dropout);
     if (!(o->dropout >= 0 && o->dropout <= 0.9f))
         return slm_err_set(err, SLM_ERR_ARG, "dropout must be in [0, 0.9] (got %g)", o->dropout);
+    if (!(o->rdrop >= 0 && o->rdrop <= 100))
+        return slm_err_set(err, SLM_ERR_ARG, "the R-Drop weight must be in [0, 100] (got %g)", o->rdrop);
+    if (o->rdrop > 0 && !(o->dropout > 0))
+        return slm_err_set(err, SLM_ERR_ARG, "R-Drop compares two dropout masks: it needs dropout > 0");
     if (!(o->label_smoothing >= 0 && o->label_smoothing < 1))
         return slm_err_set(err, SLM_ERR_ARG, "label smoothing must be in [0, 1) (got %g)", o->label_smoothing);
     if (o->pooling != SLM_POOL_AUTO && o->pooling != SLM_POOL_LAST && o->pooling != SLM_POOL_MEAN)
@@ -130,7 +134,8 @@ slm_finetune *slm_finetune_new(slm_model *m, const slm_tokenizer *tok, const slm
     t->acc_sel[0] = t->acc_sel[1] = NAN;
     t->perm_epoch = -1;
     t->hs = (size_t)t->K * t->D + (size_t)t->K;
-    size_t n = m->n_params, N = (size_t)B * T, D = (size_t)t->D, K = (size_t)t->K;
+    int R = opts->rdrop > 0 ? 2 * B : B; /* rows per training micro-batch (R-Drop runs each twice) */
+    size_t n = m->n_params, N = (size_t)R * T, D = (size_t)t->D, K = (size_t)t->K;
     t->grads = calloc(n, sizeof(float));
     t->adam_m = calloc(n, sizeof(float));
     t->adam_v = calloc(n, sizeof(float));
@@ -142,13 +147,13 @@ slm_finetune *slm_finetune_new(slm_model *m, const slm_tokenizer *tok, const slm
     t->pos = malloc(N * sizeof(int32_t));
     t->seq = malloc(N * sizeof(int32_t));
     t->out = calloc(N, 1);
-    t->start = malloc((size_t)B * sizeof(int32_t));
-    t->len = malloc((size_t)B * sizeof(int32_t));
-    t->labels = malloc((size_t)B * sizeof(int32_t));
-    t->pooled = malloc((size_t)B * D * sizeof(float));
-    t->dpooled = malloc((size_t)B * D * sizeof(float));
-    t->logits = malloc((size_t)B * K * sizeof(float));
-    t->dlogits = malloc((size_t)B * K * sizeof(float));
+    t->start = malloc((size_t)R * sizeof(int32_t));
+    t->len = malloc((size_t)R * sizeof(int32_t));
+    t->labels = malloc((size_t)R * sizeof(int32_t));
+    t->pooled = malloc((size_t)R * D * sizeof(float));
+    t->dpooled = malloc((size_t)R * D * sizeof(float));
+    t->logits = malloc((size_t)R * K * sizeof(float));
+    t->dlogits = malloc((size_t)R * K * sizeof(float));
     t->dhidden = malloc(N * D * sizeof(float));
     t->perm = malloc((size_t)d->train.n * sizeof(uint32_t));
     if (!t->grads || !t->adam_m || !t->adam_v || !t->head || !t->ghead || !t->head_m || !t->head_v ||
@@ -162,7 +167,7 @@ slm_finetune *slm_finetune_new(slm_model *m, const slm_tokenizer *tok, const slm
         for (size_t i = 0; i < K * D; i++) t->head[h * t->hs + i] = 0.02f * slm_rng_normal(&r);
     t->ctx = slm_ctx_new_outputs(&m->cfg, (int)N, 1, 1, pool, err);
     if (!t->ctx) goto fail;
-    t->kv = slm_kv_cache_new(&m->cfg, B, T, err);
+    t->kv = slm_kv_cache_new(&m->cfg, R, T, err);
     if (!t->kv) goto fail;
     return t;
 nomem:
@@ -226,7 +231,7 @@ slm_status slm_finetune_set_teacher(slm_finetune *t, const float *probs, float t
     if (!(temperature > 0 && temperature <= 100) || !(alpha >= 0 && alpha <= 1))
         return slm_err_set(err, SLM_ERR_ARG, "distillation: temperature must be in (0, 100] and alpha in [0, 1] "
                            "(got %g, %g)", temperature, alpha);
-    if (!t->soft && !(t->soft = malloc(sizeof(float) * (size_t)t->o.batch * (size_t)t->K)))
+    if (!t->soft && !(t->soft = malloc(sizeof(float) * 2 * (size_t)t->o.batch * (size_t)t->K)))
         return slm_err_set(err, SLM_ERR_NOMEM, "distillation: out of memory");
     t->teacher = probs;
     t->kd_T = temperature;
@@ -264,10 +269,16 @@ slm_status slm_finetune_load_head(slm_finetune *t, const slm_gguf *g, slm_err *e
 }
 
 int slm_finetune_step(const slm_finetune *t) { return t->step; }
+int slm_finetune_best_step(const slm_finetune *t) { return t->best ? t->best_step : 0; }
+void slm_finetune_set_refit(slm_finetune *t, float val_acc, float val_loss) {
+    t->refit = 1;
+    t->refit_acc = val_acc;
+    t->refit_loss = val_loss;
+}
 int slm_finetune_steps(const slm_finetune *t) { return t->steps; }
 int slm_finetune_pooling(const slm_finetune *t) { return t->n_heads == 2 ? SLM_POOL_AUTO : t->head_pool[0]; }
-float slm_finetune_val_acc(const slm_finetune *t) { return t->last_acc; }
-float slm_finetune_val_loss(const slm_finetune *t) { return t->last_loss; }
+float slm_finetune_val_acc(const slm_finetune *t) { return t->refit ? t->refit_acc : t->last_acc; }
+float slm_finetune_val_loss(const slm_finetune *t) { return t->refit ? t->refit_loss : t->last_loss; }
 const float *slm_finetune_head_weight(const slm_finetune *t) { return t->head; }
 const float *slm_finetune_head_bias(const slm_finetune *t) { return t->head + (size_t)t->K * t->D; }
 
@@ -387,37 +398,45 @@ void slm_finetune_set_ngram(slm_finetune *t, const slm_ngram *ng, slm_cls_mix mi
 /* One optimizer step's gradients: forward, head loss, backward, for each micro-batch. */
 static slm_status train_step(slm_finetune *t, double *loss_out, slm_err *err) {
     const slm_finetune_opts *o = &t->o;
-    int B = o->batch, idx[4096];
+    int B = o->batch, idx[4096], rows[8192];
+    int twice = o->rdrop > 0, R = twice ? 2 * B : B; /* R-Drop: every example in two rows */
     memset(t->grads, 0, t->m->n_params * sizeof(float));
     memset(t->ghead, 0, 2 * t->hs * sizeof(float));
     double loss = 0;
     for (int micro = 0; micro < o->accum; micro++) {
         int64_t g0 = ((int64_t)t->step * o->accum + micro) * B;
         for (int e = 0; e < B; e++) idx[e] = train_example(t, g0 + e);
+        for (int r = 0; r < R; r++) rows[r] = idx[twice ? r / 2 : r];
         uint64_t key = t->o.token_dropout > 0 ? slm_rng_hash(t->o.seed ^ 0x746f6b656e64726fULL, (uint64_t)t->step, (uint64_t)micro) | 1 : 0;
-        int n = fill_batch(t, &t->d->train, idx, B, key);
+        int n = fill_batch(t, &t->d->train, rows, R, key);
         slm_batch b = {.n_tokens = n, .token = t->tokens, .pos = t->pos, .seq = t->seq, .output = t->out};
         uint64_t drop_key = slm_rng_hash(t->o.seed ^ 0x64726f706f7574ULL, (uint64_t)t->step, (uint64_t)micro);
         slm_status st = slm_ctx_set_dropout(t->ctx, o->dropout, drop_key, err);
         if (!st) st = slm_model_forward(t->m, t->ctx, t->kv, &b, err);
         if (st) return slm_err_prefix(err, "step %d: forward", t->step + 1);
         memset(t->dhidden, 0, (size_t)n * t->D * sizeof(float));
-        float scale = 1.0f / ((float)B * o->accum * t->n_heads);
+        /* per example: the mean over its rows of the head loss, plus R-Drop's term per pair */
+        float scale = 1.0f / ((float)R * o->accum * t->n_heads), pair_scale = 1.0f / ((float)B * o->accum * t->n_heads);
         for (int h = 0; h < t->n_heads; h++) {
             float *W = t->head + (size_t)h * t->hs, *gW = t->ghead + (size_t)h * t->hs;
             size_t KD = (size_t)t->K * t->D;
-            head_forward(t, h, B);
+            head_forward(t, h, R);
             if (t->teacher) {
-                for (int e = 0; e < B; e++)
-                    memcpy(t->soft + (size_t)e * t->K, t->teacher + (size_t)idx[e] * t->K, sizeof(float) * (size_t)t->K);
-                loss += slm_cls_distill_loss(t->logits, t->labels, t->soft, B, t->K, t->kd_T, t->kd_alpha, scale,
+                for (int r = 0; r < R; r++)
+                    memcpy(t->soft + (size_t)r * t->K, t->teacher + (size_t)rows[r] * t->K, sizeof(float) * (size_t)t->K);
+                loss += slm_cls_distill_loss(t->logits, t->labels, t->soft, R, t->K, t->kd_T, t->kd_alpha, scale,
                                              t->dlogits) * scale;
             } else {
-                loss += slm_cls_loss(t->logits, t->labels, B, t->K, o->label_smoothing, scale, t->dlogits, NULL) *
+                loss += slm_cls_loss(t->logits, t->labels, R, t->K, o->label_smoothing, scale, t->dlogits, NULL) *
                         scale;
             }
-            slm_cls_head_backward(W, t->pooled, t->dlogits, B, t->D, t->K, gW, gW + KD, t->dpooled);
-            slm_cls_pool_backward(t->dpooled, t->D, t->start, t->len, B, t->head_pool[h], t->dhidden);
+            if (twice) {
+                double kl = slm_cls_rdrop_loss(t->logits, B, t->K, o->rdrop, pair_scale, t->dlogits);
+                if (isnan(kl)) return slm_err_set(err, SLM_ERR_NOMEM, "step %d: out of memory", t->step + 1);
+                loss += kl * pair_scale;
+            }
+            slm_cls_head_backward(W, t->pooled, t->dlogits, R, t->D, t->K, gW, gW + KD, t->dpooled);
+            slm_cls_pool_backward(t->dpooled, t->D, t->start, t->len, R, t->head_pool[h], t->dhidden);
         }
         st = slm_model_backward_hidden(t->m, t->ctx, t->kv, &b, t->dhidden, t->grads, err);
         slm_ctx_set_dropout(t->ctx, 0, 0, NULL); /* validation and logits run whole */

@@ -57,6 +57,9 @@ typedef struct {
                            * at least one kept. In [0, 0.9] */
     float dropout;        /* training only: dropout in the body (forward.h: attention outputs and
                            * feed-forward activations), a pure function of (seed, step). In [0, 0.9] */
+    float rdrop;          /* R-Drop weight (Liang et al. 2021): each training example runs twice, under
+                           * two dropout masks, and rdrop · the symmetric KL of the two predictions
+                           * joins the loss; 0 = off. Needs dropout > 0; doubles a step's work */
     int pooling;          /* SLM_POOL_LAST, SLM_POOL_MEAN or SLM_POOL_AUTO */
     float select_frac;    /* auto: share of the steps both heads train, in (0, 1) */
     int eval_every;       /* validate every N steps; 0: once per epoch; and always at the end */
@@ -110,14 +113,23 @@ slm_status slm_finetune_evaluate(slm_finetune *t, const slm_task_split *s, int h
                                  double *acc, slm_err *err);
 
 int slm_finetune_step(const slm_finetune *t);
+/* The step of the best validated model (the one slm_finetune_run hands back); 0 before any. */
+int slm_finetune_best_step(const slm_finetune *t);
 int slm_finetune_steps(const slm_finetune *t);
 /* The pooling in use: SLM_POOL_AUTO until auto has chosen. */
 int slm_finetune_pooling(const slm_finetune *t);
+/* The last validation (after a run: the best validated); a refit's: the choosing run's. */
 float slm_finetune_val_acc(const slm_finetune *t);
 float slm_finetune_val_loss(const slm_finetune *t);
 /* The current head (the first while auto has not chosen): W (K, D) and b (K). */
 const float *slm_finetune_head_weight(const slm_finetune *t);
 const float *slm_finetune_head_bias(const slm_finetune *t);
+
+/* Marks the run as a refit (slm finetune --refit: after a run on the training split has made the
+ * choices on validation, a new body trains on training + validation examples with them): its
+ * validation split is then part of its training data, so the model file records val_acc and
+ * val_loss (the choosing run's) and slm.train.refit = true instead of its own validation. */
+void slm_finetune_set_refit(slm_finetune *t, float val_acc, float val_loss);
 
 /* Writes the classify model (classify_model.h) with slm.train.* facts, atomically. */
 slm_status slm_finetune_save(const slm_finetune *t, const char *path, slm_err *err);
@@ -179,6 +191,9 @@ typedef struct {
  * receives the validation scores, *mix the weights. Call after training. */
 slm_ngram *slm_finetune_fit_ngram(slm_finetune *t, const slm_ngram_opts *o, slm_ngram_progress cb, void *ctx,
                                   slm_finetune_scores *val, slm_cls_mix *mix, slm_err *err);
+/* The same with the pool's weights given, not fitted (a refit keeps those its validation chose). */
+slm_ngram *slm_finetune_add_ngram(slm_finetune *t, const slm_ngram_opts *o, slm_ngram_progress cb, void *ctx,
+                                  slm_cls_mix mix, slm_err *err);
 /* The scores of split s with the attached n-gram part (without one: acc_ngram/acc_mix = head). */
 slm_status slm_finetune_score(slm_finetune *t, const slm_task_split *s, slm_finetune_scores *r, slm_err *err);
 

@@ -21,8 +21,10 @@ slm_status slm_finetune_add_metadata(const slm_finetune *t, slm_gguf_writer *w) 
     if (!s) s = slm_gguf_set_u32(w, "slm.train.examples", (uint32_t)t->d->train.n);
     if (!s) s = slm_gguf_set_u64(w, "slm.train.seed", t->o.seed);
     if (!s) s = slm_gguf_set_u32(w, "slm.train.batch", (uint32_t)(t->o.batch * t->o.accum));
-    if (!s && !isnan(t->last_acc)) s = slm_gguf_set_f32(w, "slm.train.val_accuracy", t->last_acc);
-    if (!s && !isnan(t->last_loss)) s = slm_gguf_set_f32(w, "slm.train.val_loss", t->last_loss);
+    float acc = slm_finetune_val_acc(t), loss = slm_finetune_val_loss(t);
+    if (!s && t->refit) s = slm_gguf_set_bool(w, "slm.train.refit", true);
+    if (!s && !isnan(acc)) s = slm_gguf_set_f32(w, "slm.train.val_accuracy", acc);
+    if (!s && !isnan(loss)) s = slm_gguf_set_f32(w, "slm.train.val_loss", loss);
     if (!s) s = slm_gguf_set_str(w, "slm.train.pooling_mode", t->o.pooling == SLM_POOL_AUTO ? "auto" : "fixed");
     if (!s && !isnan(t->acc_sel[0])) s = slm_gguf_set_f32(w, "slm.train.pooling_val_accuracy_last", t->acc_sel[0]);
     if (!s && !isnan(t->acc_sel[1])) s = slm_gguf_set_f32(w, "slm.train.pooling_val_accuracy_mean", t->acc_sel[1]);
@@ -76,7 +78,7 @@ slm_status slm_finetune_save_adapter(const slm_finetune *t, const char *path, sl
     X("slm.ckpt.eps", adam.eps) X("slm.ckpt.weight_decay", adam.weight_decay)           \
     X("slm.ckpt.grad_clip", grad_clip) X("slm.ckpt.label_smoothing", label_smoothing)   \
     X("slm.ckpt.token_dropout", token_dropout) X("slm.ckpt.dropout", dropout)           \
-    X("slm.ckpt.select_frac", select_frac)
+    X("slm.ckpt.rdrop", rdrop) X("slm.ckpt.select_frac", select_frac)
 
 slm_status slm_finetune_save_checkpoint(const slm_finetune *t, const char *path, slm_err *err) {
     const slm_finetune_opts *o = &t->o;

@@ -51,6 +51,8 @@ struct slm_finetune {
     const slm_ngram *ngram; /* the sparse n-gram part saved beside the head, or NULL */
     slm_cls_mix mix;        /* and the weights of the two parts' logits */
     slm_ngram *own_ngram;   /* the one slm_finetune_load_head read (owned), or NULL */
+    int refit;              /* a refit run (slm_finetune_set_refit): its validation is inside its training */
+    float refit_acc, refit_loss; /* the validation figures of the run that made the choices */
     slm_finetune_callback cb;
     void *cb_ctx;
 };

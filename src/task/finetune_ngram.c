@@ -33,22 +33,32 @@ static void score_all(const slm_finetune *t, const slm_ngram *ng, const slm_cls_
     slm_cls_mix_score(zn, s->label, s->n, t->K, &r->acc_mix, &r->nll_mix);
 }
 
+/* The n-gram part trained on t's training texts. */
+static slm_ngram *train_ngram(slm_finetune *t, const slm_ngram_opts *o, slm_ngram_progress cb, void *ctx,
+                              slm_err *err) {
+    const slm_task_split *tr = &t->d->train;
+    size_t *lens = malloc(sizeof(size_t) * (size_t)tr->n);
+    if (!lens) {
+        slm_err_set(err, SLM_ERR_NOMEM, "n-gram part: out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < tr->n; i++) lens[i] = strlen(tr->text[i]);
+    slm_ngram *ng = slm_ngram_train((const char *const *)tr->text, lens, tr->label, tr->n, t->K, o, cb, ctx, err);
+    if (!ng) slm_err_prefix(err, "n-gram part");
+    free(lens);
+    return ng;
+}
+
 slm_ngram *slm_finetune_fit_ngram(slm_finetune *t, const slm_ngram_opts *o, slm_ngram_progress cb, void *ctx,
                                   slm_finetune_scores *val, slm_cls_mix *mix, slm_err *err) {
-    const slm_task_split *tr = &t->d->train, *va = &t->d->val;
-    size_t *lens = malloc(sizeof(size_t) * (size_t)tr->n);
+    const slm_task_split *va = &t->d->val;
     float *zh = malloc(sizeof(float) * (size_t)va->n * t->K), *zn = malloc(sizeof(float) * (size_t)va->n * t->K);
     slm_ngram *ng = NULL;
-    if (!lens || !zh || !zn) {
+    if (!zh || !zn) {
         slm_err_set(err, SLM_ERR_NOMEM, "n-gram part: out of memory");
         goto done;
     }
-    for (int i = 0; i < tr->n; i++) lens[i] = strlen(tr->text[i]);
-    ng = slm_ngram_train((const char *const *)tr->text, lens, tr->label, tr->n, t->K, o, cb, ctx, err);
-    if (!ng) {
-        slm_err_prefix(err, "n-gram part");
-        goto done;
-    }
+    if (!(ng = train_ngram(t, o, cb, ctx, err))) goto done;
     if (both_logits(t, ng, va, zh, zn, err) != SLM_OK) {
         slm_ngram_free(ng);
         ng = NULL;
@@ -59,9 +69,15 @@ slm_ngram *slm_finetune_fit_ngram(slm_finetune *t, const slm_ngram_opts *o, slm_
     if (mix) *mix = m;
     slm_finetune_set_ngram(t, ng, m);
 done:
-    free(lens);
     free(zh);
     free(zn);
+    return ng;
+}
+
+slm_ngram *slm_finetune_add_ngram(slm_finetune *t, const slm_ngram_opts *o, slm_ngram_progress cb, void *ctx,
+                                  slm_cls_mix mix, slm_err *err) {
+    slm_ngram *ng = train_ngram(t, o, cb, ctx, err);
+    if (ng) slm_finetune_set_ngram(t, ng, mix);
     return ng;
 }
 

@@ -30,6 +30,25 @@ void slm_task_data_free(slm_task_data *d) {
     memset(d, 0, sizeof *d);
 }
 
+slm_status slm_task_data_merge_val(slm_task_data *d, slm_err *err) {
+    if (d->train.tokens || d->val.tokens)
+        return slm_err_set(err, SLM_ERR_ARG, "merge the validation split before tokenizing");
+    slm_task_split *tr = &d->train;
+    const slm_task_split *va = &d->val;
+    size_t n = (size_t)tr->n + (size_t)va->n;
+    char **text = realloc(tr->text, n * sizeof *text);
+    if (text) tr->text = text;
+    int32_t *label = text ? realloc(tr->label, n * sizeof *label) : NULL;
+    if (label) tr->label = label;
+    if (!text || !label) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory merging the validation split");
+    for (int i = 0; i < va->n; i++) {
+        if (!(tr->text[tr->n] = strdup(va->text[i])))
+            return slm_err_set(err, SLM_ERR_NOMEM, "out of memory merging the validation split");
+        tr->label[tr->n++] = va->label[i];
+    }
+    return SLM_OK;
+}
+
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }

@@ -46,6 +46,10 @@ slm_status slm_task_split_read(const char *path, char ***labels, int *n_labels, 
 slm_status slm_task_data_tokenize(slm_task_data *d, const slm_tokenizer *tok, int max_len,
                                   slm_err *err);
 void slm_task_data_free(slm_task_data *d);
+/* Appends a copy of the validation examples to the training split, for a refit on every labelled
+ * example once validation has made the choices (slm finetune --refit); the validation split stays
+ * as it is. Call before slm_task_data_tokenize (SLM_ERR_ARG after); SLM_ERR_NOMEM. */
+slm_status slm_task_data_merge_val(slm_task_data *d, slm_err *err);
 void slm_task_split_free(slm_task_split *s);
 
 /* One text as the classifier reads it: [BOS] first max_len text tokens [EOS] into out (room for
