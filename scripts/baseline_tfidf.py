@@ -205,6 +205,8 @@ def main():
     ap.add_argument("--latency-samples", type=int, default=200)
     ap.add_argument("--ece-bins", type=int, default=15)
     ap.add_argument("--C", type=float, default=None, help="inverse regularisation (default: chosen on val)")
+    ap.add_argument("--refit", action="store_true",
+                    help="train the final model on train + val (after C is chosen), as slm finetune --refit")
     ap.add_argument("--watts-per-core", type=float, default=10.0)
     ap.add_argument("--grid-g-per-kwh", type=float, default=400.0)
     ap.add_argument("--price-per-cpu-hour", type=float, default=0.05)
@@ -225,7 +227,7 @@ def main():
     val = read_jsonl(val_path) if os.path.exists(val_path) else None
     test_path = args.test or os.path.join(args.data, "test.jsonl")
     test_x, test_y = read_jsonl(test_path)
-    labels = sorted(set(train_y))
+    labels = sorted(set(train_y) | (set(val[1]) if val else set()))
     index = {l: i for i, l in enumerate(labels)}
 
     def fit(C):
@@ -256,6 +258,9 @@ def main():
         C = best[1]
     else:
         C = 10.0
+    refit = args.refit and val is not None
+    if refit:
+        train_x, train_y = train_x + val[0], train_y + val[1]
     t0 = time.perf_counter()
     model = fit(C)
     train_s = time.perf_counter() - t0
@@ -291,7 +296,8 @@ def main():
             unknown[y] = unknown.get(y, 0) + 1
     cand = {
         "name": "tfidf-logreg", "path": os.path.abspath(args.out), "kind": "tfidf-logreg",
-        "description": f"TF-IDF word 1-2 + char_wb 2-5 grams, logistic regression C={C:g}, trained {train_s:.1f}s",
+        "description": f"TF-IDF word 1-2 + char_wb 2-5 grams, logistic regression C={C:g}, trained {train_s:.1f}s"
+                       + (" on train + val" if refit else ""),
         "file_bytes": size, "n_labels": len(labels), "labels": labels,
         "n_examples": n, "n_unknown_label": sum(unknown.values()), "unknown_labels": unknown,
         "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "ece": m["ece"], "ece_bins": m["ece_bins"],

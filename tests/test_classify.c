@@ -334,6 +334,8 @@ static int setup_task(void **state) {
     slm_status s = slm_tokenizer_train(text, len, &to, &tok, tu_err());
     free(text);
     if (s) return -1;
+    /* laid out as slm finetune does by default: the model file must carry it to the classifier */
+    if (slm_task_data_set_template(&data, SLM_FINETUNE_TEMPLATE, tu_err()) != SLM_OK) return -1;
     if (slm_task_data_tokenize(&data, tok, 16, tu_err()) != SLM_OK) return -1;
     tcfg = (slm_model_config){.n_vocab = slm_tokenizer_n_vocab(tok), .dim = 32, .n_layers = 2, .n_heads = 4,
                               .n_kv_heads = 4, .hidden_dim = 64, .ctx_len = 18, .rope_theta = 10000.0f,
@@ -497,6 +499,13 @@ static void test_mix_fit_known_answers(void **state) {
     m = slm_cls_mix_fit(bad, good, y, NE, NK, &acc, NULL);
     assert_float_equal(m.w_head, 0.0f, 1e-7);
     assert_float_equal(m.w_ngram, 8.0f, 1e-5);
+    /* parts that are each right on their own half, alike otherwise: by symmetry the NLL is
+     * lowest at an even share */
+    float half_a[NE * NK] = {0}, half_b[NE * NK] = {0};
+    for (int e = 0; e < NE; e++) (e < NE / 2 ? half_a : half_b)[e * NK + y[e]] = 2.0f;
+    m = slm_cls_mix_fit(half_a, half_b, y, NE, NK, &acc, NULL);
+    assert_float_equal(m.w_head, m.w_ngram, 1e-6);
+    assert_float_equal(acc, 1.0, 1e-12);
     /* the score: uniform logits have NLL ln NK and (first arg-max) accuracy 1/NK here */
     float flat[NE * NK] = {0};
     slm_cls_mix_score(flat, y, NE, NK, &acc, &nll);
@@ -755,6 +764,54 @@ static void test_data_errors_name_file_and_line(void **state) {
     assert_non_null(strstr(err->msg, "missing/train.jsonl"));
 }
 
+/* Templates: "{text}\n" is [BOS] text "\n" with no EOS, the text cut to keep the end; a prefix is
+ * encoded together with the text (as it would be in running text); bad templates are refused. */
+static void test_template_encoding(void **state) {
+    (void)state;
+    int32_t plain[32], got[32], want[32];
+    int np, ng, nw;
+    const char *text = "my card is lost";
+    TU_OK(slm_task_encode(tok, NULL, text, strlen(text), 16, plain, &np, tu_err()));
+    assert_int_equal(plain[0], slm_tokenizer_bos(tok));
+    assert_int_equal(plain[np - 1], slm_tokenizer_eos(tok));
+    int32_t *ids, *nl;
+    size_t n_ids, n_nl;
+    TU_OK(slm_tokenizer_encode(tok, text, strlen(text), 0, &ids, &n_ids, tu_err()));
+    TU_OK(slm_tokenizer_encode(tok, "\n", 1, 0, &nl, &n_nl, tu_err()));
+    assert_int_equal(n_nl, 1);
+    assert_int_equal(np, (int)n_ids + 2);
+    TU_OK(slm_task_encode(tok, "{text}\n", text, strlen(text), 16, got, &ng, tu_err()));
+    assert_int_equal(ng, np);
+    assert_memory_equal(got, plain, sizeof(int32_t) * (size_t)(np - 1)); /* BOS and the text */
+    assert_int_equal(got[ng - 1], nl[0]);                                 /* then "\n", no EOS */
+    /* cut: max_len 2 keeps BOS, two text tokens and the newline (max_len + 2 in all) */
+    assert_true(n_ids > 2);
+    TU_OK(slm_task_encode(tok, "{text}\n", text, strlen(text), 2, got, &ng, tu_err()));
+    assert_int_equal(ng, 4);
+    assert_int_equal(got[1], ids[0]);
+    assert_int_equal(got[2], ids[1]);
+    assert_int_equal(got[3], nl[0]);
+    /* a prefix goes with the text: the same tokens as the joined string */
+    const char *joined = "User: my card is lost";
+    TU_OK(slm_task_encode(tok, NULL, joined, strlen(joined), 30, want, &nw, tu_err()));
+    TU_OK(slm_task_encode(tok, "User: {text}\n", text, strlen(text), 30, got, &ng, tu_err()));
+    assert_int_equal(ng, nw);
+    assert_memory_equal(got, want, sizeof(int32_t) * (size_t)(nw - 1));
+    free(ids);
+    free(nl);
+    /* refused */
+    slm_err *e = tu_err();
+    assert_int_equal(slm_task_template_check("no slot", e), SLM_ERR_ARG);
+    assert_non_null(strstr(e->msg, "{text}"));
+    assert_int_equal(slm_task_template_check("{text} and {text}", e), SLM_ERR_ARG);
+    assert_int_equal(slm_task_encode(tok, "{text}\n\n\n\n", text, strlen(text), 1, got, &ng, e), SLM_ERR_ARG);
+    assert_non_null(strstr(e->msg, "no room"));
+    slm_task_data d;
+    TU_OK(slm_task_data_load("tests/fixtures/classify/good", &d, tu_err()));
+    assert_int_equal(slm_task_data_set_template(&d, "oops", e), SLM_ERR_ARG);
+    slm_task_data_free(&d);
+}
+
 /* --refit's data: validation examples appended to training (copies), validation kept; refused
  * once tokenized. */
 static void test_merge_val(void **state) {
@@ -853,6 +910,7 @@ int main(void) {
         cmocka_unit_test(test_rdrop),
         cmocka_unit_test(test_refit_metadata),
         cmocka_unit_test(test_merge_val),
+        cmocka_unit_test(test_template_encoding),
         cmocka_unit_test(test_ngram_part_saved_and_pooled),
         cmocka_unit_test(test_non_classify_model_is_refused),
         cmocka_unit_test(test_body_from_base_drops_lm_head),

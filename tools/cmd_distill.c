@@ -100,6 +100,8 @@ int cmd_distill(int argc, char **argv) {
     if (!src) cli_fail(&err, init ? init : teacher_path);
     slm_tokenizer *tok = slm_tokenizer_load(src, &err);
     if (!tok) cli_fail(&err, "tokenizer");
+    /* the student reads texts laid out as its teacher did */
+    if (slm_task_data_set_template(&data, slm_classifier_template(teacher), &err) != SLM_OK) cli_fail(&err, "--teacher");
     if (slm_task_data_tokenize(&data, tok, o.max_len, &err) != SLM_OK) cli_fail(&err, "tokenizing --data");
     slm_model *m;
     if (init) {

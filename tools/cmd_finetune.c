@@ -11,6 +11,7 @@
 #include "core/timer.h"
 #include "model/model.h"
 #include "task/classify_head.h"
+#include "task/classify_model.h"
 #include "task/finetune.h"
 #include "task/ngram.h"
 #include "task/lora.h"
@@ -52,6 +53,9 @@ static const char usage[] =
     "                         --select-frac of the steps, the better on validation is kept [auto]\n"
     "  --select-frac X        share of steps before auto chooses                   [0.25]\n"
     "  --seed N               example order and initial weights                    [1]\n"
+    "  --template T           how an example's text is laid out for the model, {text} standing\n"
+    "                         for it (\\n for a newline); the model keeps it      [\"{text}\\n\"]\n"
+    "                         (a base pretrained on lines sums a line up at its newline)\n"
     "\n"
     "LoRA (with --init; the base stays frozen, F32 or quantized: dequantized for training):\n"
     "  --lora R               train a rank-R adapter and the head only; -o gets the adapter\n"
@@ -183,8 +187,8 @@ static slm_model *make_body(const slm_gguf *base_g, const char *src_path, const 
  * validated step, the pool's weights), a new body trains on training + validation examples with
  * them for as many epochs, and the n-gram part is trained again on the same; *t, *m and *ng are
  * replaced (the old ones freed), *data2 holds the merged data they read. */
-static void refit(const char *dir, const slm_gguf *base_g, const char *src_path, const char *preset,
-                  const slm_tokenizer *tok, const slm_finetune_opts *o, const slm_ngram_opts *no, slm_pool *pool,
+static void refit(const char *dir, const char *template_text, const slm_gguf *base_g, const char *src_path,
+                  const char *preset, const slm_tokenizer *tok, const slm_finetune_opts *o, const slm_ngram_opts *no, slm_pool *pool,
                   int quiet, slm_finetune **t, slm_model **m, slm_ngram **ng, slm_cls_mix mix, slm_task_data *data2) {
     slm_err err;
     slm_finetune_opts o2 = *o;
@@ -193,6 +197,7 @@ static void refit(const char *dir, const slm_gguf *base_g, const char *src_path,
     if (best < 1) best = slm_finetune_steps(*t);
     float val_acc = slm_finetune_val_acc(*t), val_loss = slm_finetune_val_loss(*t);
     if (slm_task_data_load(dir, data2, &err) != SLM_OK || slm_task_data_merge_val(data2, &err) != SLM_OK ||
+        slm_task_data_set_template(data2, template_text, &err) != SLM_OK ||
         slm_task_data_tokenize(data2, tok, o2.max_len, &err) != SLM_OK)
         cli_fail(&err, "refit: reading --data");
     /* the same epochs over the larger set: steps scale with its size */
@@ -230,6 +235,7 @@ int cmd_finetune(int argc, char **argv) {
     const char *dir = NULL, *task = NULL, *preset = NULL, *tok_path = NULL, *init = NULL, *resume = NULL;
     const char *out = NULL, *log_path = NULL, *ckpt = NULL;
     int vocab = 2048, ckpt_every = 100, threads = 0, quiet = 0, lr_given = 0, use_ngram = 1, do_refit = 0;
+    const char *template_arg = NULL;
     slm_ngram_opts no;
     slm_ngram_opts_default(&no);
     slm_lora_opts lo = {.rank = 0, .alpha = 0, .dropout = 0, .targets = SLM_LORA_Q | SLM_LORA_K | SLM_LORA_V | SLM_LORA_O};
@@ -260,6 +266,7 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--checkpoint-every")) ckpt_every = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1 << 30);
         else if (!strcmp(a, "--token-dropout")) o.token_dropout = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.9);
         else if (!strcmp(a, "--refit")) do_refit = 1;
+        else if (!strcmp(a, "--template")) template_arg = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--rdrop")) o.rdrop = (float)cli_double(a, cli_value(argc, argv, &i), 0, 100);
         else if (!strcmp(a, "--label-smoothing")) o.label_smoothing = (float)cli_double(a, cli_value(argc, argv, &i), 0, 0.999);
         else if (!strcmp(a, "--pooling")) {
@@ -309,6 +316,11 @@ int cmd_finetune(int argc, char **argv) {
     if (resume && slm_finetune_opts_from_checkpoint(src, &o, &err) != SLM_OK) cli_fail(&err, resume);
     slm_tokenizer *tok = src ? slm_tokenizer_load(src, &err) : train_tokenizer(&data, vocab, quiet);
     if (!tok) cli_fail(&err, src_path);
+    /* how texts are laid out: --template, a checkpoint's own, else a line: "{text}\n" */
+    char *tmpl = template_arg ? cli_unescape(template_arg) : NULL;
+    if (!template_arg && resume && slm_classify_template_read(src, &tmpl, &err) != SLM_OK) cli_fail(&err, resume);
+    if (!template_arg && !resume) tmpl = strdup(SLM_FINETUNE_TEMPLATE);
+    if (slm_task_data_set_template(&data, tmpl, &err) != SLM_OK) cli_fail(&err, "--template");
     if (slm_task_data_tokenize(&data, tok, o.max_len, &err) != SLM_OK) cli_fail(&err, "tokenizing --data");
 
     slm_model *m;
@@ -349,7 +361,7 @@ int cmd_finetune(int argc, char **argv) {
     slm_cls_mix mix = {0, 0};
     slm_ngram *ng = use_ngram ? fit_ngram(t, &no, &ps, &mix) : NULL;
     slm_task_data data2 = {0}; /* --refit: training + validation */
-    if (do_refit) refit(dir, init ? src : NULL, src_path, preset, tok, &o, &no, pool, quiet, &t, &m, &ng, mix, &data2);
+    if (do_refit) refit(dir, tmpl, init ? src : NULL, src_path, preset, tok, &o, &no, pool, quiet, &t, &m, &ng, mix, &data2);
     if ((lora ? slm_finetune_save_adapter(t, out, &err) : slm_finetune_save(t, out, &err)) != SLM_OK)
         cli_fail(&err, out);
     if (!quiet) {
@@ -375,6 +387,7 @@ int cmd_finetune(int argc, char **argv) {
     slm_tokenizer_free(tok);
     slm_task_data_free(&data);
     slm_task_data_free(&data2);
+    free(tmpl);
     slm_gguf_close(src);
     slm_pool_free(pool);
     return 0;

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "compress/prune.h"
 #include "model/model.h"
+#include "task/classify_model.h"
 #include "task/finetune.h"
 #include "task/task_data.h"
 #include "tokenizer/tokenizer.h"
@@ -70,6 +71,10 @@ static int recover(const char *in, const char *out, const slm_prune_opts *po, co
     o.lr_min = lr * 0.1f;
     o.warmup = 0;
     o.eval_every = steps;
+    char *tmpl; /* the texts laid out as the model was trained on them */
+    if (slm_classify_template_read(g, &tmpl, &err) != SLM_OK || slm_task_data_set_template(&data, tmpl, &err) != SLM_OK)
+        cli_fail(&err, in);
+    free(tmpl);
     if (slm_task_data_tokenize(&data, tok, o.max_len, &err) != SLM_OK) cli_fail(&err, "tokenizing --recover-data");
     slm_model *base = slm_model_load(g, &err);
     if (!base) cli_fail(&err, in);

@@ -38,13 +38,16 @@ struct slm_classifier {
     int32_t *tokens, *pos, *seq, *start, *len; /* (N) (N) (N) (B) (B) */
     int8_t *out;               /* (N) zeros: no logits */
     float *pooled, *logits;    /* (B, D), (B, K) */
+    char *tmpl;                /* slm.template (task_data.h), or NULL: text + EOS */
     slm_ngram *ngram;          /* the sparse n-gram part, or NULL */
     slm_cls_mix mix;           /* and the weights of the two parts' logits */
 };
 
 slm_status slm_classify_task_add(slm_gguf_writer *w, int D, const float *W, const float *b,
-                                 char *const *labels, int K, int pooling, int max_tokens, slm_err *err) {
+                                 char *const *labels, int K, int pooling, int max_tokens,
+                                 const char *template_text, slm_err *err) {
     slm_status s = slm_gguf_set_str(w, "slm.task", "classify");
+    if (!s && template_text) s = slm_gguf_set_str(w, "slm.template", template_text);
     if (!s) s = slm_gguf_set_arr_str(w, "slm.labels", (const char *const *)labels, NULL, (size_t)K);
     if (!s) s = slm_gguf_set_str(w, "slm.pooling", slm_pooling_name(pooling));
     if (!s) s = slm_gguf_set_u32(w, "slm.max_tokens", (uint32_t)max_tokens);
@@ -74,15 +77,30 @@ slm_status slm_classify_ngram_read(const slm_gguf *g, int K, slm_ngram **ng, slm
     return s;
 }
 
+slm_status slm_classify_template_read(const slm_gguf *g, char **out, slm_err *err) {
+    *out = NULL;
+    const slm_gguf_kv *kv = slm_gguf_find_kv(g, "slm.template");
+    if (!kv) return SLM_OK;
+    if (kv->type != SLM_GGUF_STRING)
+        return slm_err_set(err, SLM_ERR_FORMAT, "%s: slm.template is not a string", slm_gguf_name(g));
+    if (!(*out = strndup(kv->v.str.ptr, kv->v.str.len))) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    if (strlen(*out) != kv->v.str.len || slm_task_template_check(*out, err) != SLM_OK) {
+        free(*out);
+        *out = NULL;
+        return slm_err_set(err, SLM_ERR_FORMAT, "%s: slm.template must hold {text} exactly once", slm_gguf_name(g));
+    }
+    return SLM_OK;
+}
+
 slm_status slm_classify_model_add(slm_gguf_writer *w, const slm_model *m, const slm_tokenizer *tok,
                                   const float *W, const float *b, char *const *labels, int K,
-                                  int pooling, int max_tokens, slm_err *err) {
+                                  int pooling, int max_tokens, const char *template_text, slm_err *err) {
     slm_status s = slm_model_save(m, w, err);
     if (!s) s = slm_tokenizer_save(tok, w, err);
     if (s) return s;
     if (slm_gguf_set_str(w, "general.name", "slm-classify") != SLM_OK)
         return slm_err_set(err, SLM_ERR_NOMEM, "classify model: out of memory");
-    return slm_classify_task_add(w, m->cfg.dim, W, b, labels, K, pooling, max_tokens, err);
+    return slm_classify_task_add(w, m->cfg.dim, W, b, labels, K, pooling, max_tokens, template_text, err);
 }
 
 /* A head tensor of n elements (any type with a dequantizer) as F32 into dst. */
@@ -206,6 +224,7 @@ static slm_classifier *load_impl(const char *path, const char *adapter, slm_pool
     if (!c->W || !c->b) goto nomem;
     if ((s = head_tensor(mg, "cls.weight", (uint64_t)c->D, (uint64_t)c->K, c->W, err)) != SLM_OK) goto fail;
     if ((s = head_tensor(mg, "cls.bias", (uint64_t)c->K, 1, c->b, err)) != SLM_OK) goto fail;
+    if ((s = slm_classify_template_read(mg, &c->tmpl, err)) != SLM_OK) goto fail;
     if ((s = slm_classify_ngram_read(mg, c->K, &c->ngram, &c->mix, err)) != SLM_OK) {
         slm_err_prefix(err, "%s", path);
         goto fail;
@@ -254,6 +273,7 @@ void slm_classifier_free(slm_classifier *c) {
     free(c->pooled);
     free(c->logits);
     slm_ngram_free(c->ngram);
+    free(c->tmpl);
     slm_gguf_close(c->g);
     slm_gguf_close(c->ga);
     free(c);
@@ -264,6 +284,7 @@ const char *slm_classifier_label(const slm_classifier *c, int i) {
     return i >= 0 && i < c->K ? c->labels[i] : NULL;
 }
 int slm_classifier_max_tokens(const slm_classifier *c) { return c->max_tokens; }
+const char *slm_classifier_template(const slm_classifier *c) { return c->tmpl; }
 int slm_classifier_ngram_features(const slm_classifier *c, float *w_head, float *w_ngram) {
     if (!c->ngram) return 0;
     if (w_head) *w_head = c->mix.w_head;
@@ -296,7 +317,7 @@ slm_status slm_classifier_predict(slm_classifier *c, const char *const *texts, c
     int n_ex = 0, n_tok = 0, first = 0;
     for (int i = 0; i < n; i++) {
         int k;
-        slm_status s = slm_task_encode(c->tok, texts[i] ? texts[i] : "", texts[i] ? lens[i] : 0,
+        slm_status s = slm_task_encode(c->tok, c->tmpl, texts[i] ? texts[i] : "", texts[i] ? lens[i] : 0,
                                        c->max_tokens - 2, c->tokens + n_tok, &k, err);
         if (s) return slm_err_prefix(err, "classify: text %d", i);
         for (int t = 0; t < k; t++) {
@@ -325,7 +346,8 @@ slm_status slm_classify_lora_merge(const char *base_path, const char *adapter_pa
     if (!c) return err ? err->code : SLM_ERR_ARG;
     slm_gguf_writer *w = slm_gguf_writer_new();
     slm_status s = w ? SLM_OK : slm_err_set(err, SLM_ERR_NOMEM, "merge: out of memory");
-    if (!s) s = slm_classify_model_add(w, c->m, c->tok, c->W, c->b, c->labels, c->K, c->pooling, c->max_tokens, err);
+    if (!s) s = slm_classify_model_add(w, c->m, c->tok, c->W, c->b, c->labels, c->K, c->pooling, c->max_tokens,
+                                       c->tmpl, err);
     if (!s) s = slm_gguf_set_str(w, "slm.lora.merged_from", adapter_path) == SLM_OK
                     ? SLM_OK : slm_err_set(err, SLM_ERR_NOMEM, "merge: out of memory");
     if (!s) s = slm_gguf_writer_write(w, out_path, err);

@@ -3,7 +3,8 @@
  *
  * The GGUF is an ordinary slm model file (llama.* keys, tokenizer.ggml.*, body tensors) plus
  * slm.task = "classify", slm.labels (string array, head row order), slm.pooling ("last" or
- * "mean") and the head tensors cls.weight (n_labels, D) and cls.bias (n_labels).
+ * "mean"), optionally slm.template (how a text is laid out before encoding: task_data.h) and the
+ * head tensors cls.weight (n_labels, D) and cls.bias (n_labels).
  * One forward pass per batch of texts gives a real probability for every label.
  *
  * Optionally a sparse n-gram part (ngram.h; slm finetune trains it by default): then the
@@ -34,6 +35,8 @@ int slm_classifier_n_labels(const slm_classifier *c);
 const char *slm_classifier_label(const slm_classifier *c, int i);
 /* The longest text (in tokens, BOS included) a prediction reads; longer texts are cut to it. */
 int slm_classifier_max_tokens(const slm_classifier *c);
+/* How texts are encoded (slm.template, task_data.h), NULL for text + EOS. */
+const char *slm_classifier_template(const slm_classifier *c);
 /* Features of the n-gram part, 0 without one; *mix (may be NULL) its weights then. */
 int slm_classifier_ngram_features(const slm_classifier *c, float *w_head, float *w_ngram);
 

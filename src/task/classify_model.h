@@ -12,16 +12,22 @@
 #include "tokenizer/tokenizer.h"
 
 /* Adds the body (slm_model_save), the tokenizer, general.name = "slm-classify", slm.task =
- * "classify", slm.labels, slm.pooling ("last"/"mean"), slm.max_tokens and the F32 tensors
- * cls.weight (K, D) and cls.bias (K). W, b, labels and m must outlive slm_gguf_writer_write. */
+ * "classify", slm.labels, slm.pooling ("last"/"mean"), slm.max_tokens, slm.template (when
+ * template_text is not NULL: how texts are encoded, task_data.h) and the F32 tensors cls.weight
+ * (K, D) and cls.bias (K). W, b, labels and m must outlive slm_gguf_writer_write. */
 slm_status slm_classify_model_add(slm_gguf_writer *w, const slm_model *m, const slm_tokenizer *tok,
                                   const float *W, const float *b, char *const *labels, int K,
-                                  int pooling, int max_tokens, slm_err *err);
+                                  int pooling, int max_tokens, const char *template_text, slm_err *err);
 
 /* The task part alone (no body, no tokenizer): slm.task, slm.labels, slm.pooling,
- * slm.max_tokens, cls.weight (K, D), cls.bias (K) — what a classify LoRA adapter carries. */
+ * slm.max_tokens, slm.template, cls.weight (K, D), cls.bias (K) — what a classify LoRA adapter
+ * carries. */
 slm_status slm_classify_task_add(slm_gguf_writer *w, int D, const float *W, const float *b,
-                                 char *const *labels, int K, int pooling, int max_tokens, slm_err *err);
+                                 char *const *labels, int K, int pooling, int max_tokens,
+                                 const char *template_text, slm_err *err);
+/* slm.template of a classify file into *out (malloc'd; NULL when the file has none: text + EOS).
+ * SLM_ERR_FORMAT naming the key when it is not a string holding {text} once. */
+slm_status slm_classify_template_read(const slm_gguf *g, char **out, slm_err *err);
 
 /* The optional sparse n-gram part (ngram.h: slm.ngram.* keys, ngram.* tensors) and the weights
  * of the two parts' logits (classify_mix.h) as slm.mix.head and slm.mix.ngram (f32). ng must

@@ -40,6 +40,8 @@
 #include "train/optimizer.h"
 
 #define SLM_POOL_AUTO (-1)
+/* slm finetune's default layout of an example (task_data.h): the text as a line */
+#define SLM_FINETUNE_TEMPLATE "{text}\n"
 
 typedef struct {
     int steps;            /* optimizer steps; 0: epochs over the training set */

@@ -34,7 +34,7 @@ slm_status slm_finetune_add_metadata(const slm_finetune *t, slm_gguf_writer *w) 
 /* The model file's content (body, tokenizer, head slot 0, facts) on w. */
 static slm_status add_model(const slm_finetune *t, slm_gguf_writer *w, slm_err *err) {
     slm_status s = slm_classify_model_add(w, t->m, t->tok, t->head, t->head + (size_t)t->K * t->D,
-                                          t->d->labels, t->K, t->head_pool[0], t->T, err);
+                                          t->d->labels, t->K, t->head_pool[0], t->T, t->d->template_text, err);
     if (!s && slm_finetune_add_metadata(t, w) != SLM_OK) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
     return s;
 }
@@ -58,7 +58,7 @@ slm_status slm_finetune_save_adapter(const slm_finetune *t, const char *path, sl
     if (!s && slm_gguf_set_str(w, "general.name", "slm-classify-lora") != SLM_OK)
         s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
     if (!s) s = slm_classify_task_add(w, t->D, t->head, t->head + (size_t)t->K * t->D, t->d->labels, t->K,
-                                      t->head_pool[0], t->T, err);
+                                      t->head_pool[0], t->T, t->d->template_text, err);
     if (!s && slm_finetune_add_metadata(t, w) != SLM_OK) s = slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
     if (!s) s = slm_gguf_writer_write(w, path, err);
     slm_gguf_writer_free(w);

@@ -27,6 +27,7 @@ void slm_task_data_free(slm_task_data *d) {
     slm_task_split_free(&d->train);
     slm_task_split_free(&d->val);
     slm_task_split_free(&d->test);
+    free(d->template_text);
     memset(d, 0, sizeof *d);
 }
 
@@ -270,23 +271,68 @@ fail:
     return st;
 }
 
-slm_status slm_task_encode(const slm_tokenizer *tok, const char *text, size_t len, int max_len,
-                           int32_t *out, int *n, slm_err *err) {
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    slm_status st = slm_tokenizer_encode(tok, text, len, 0, &ids, &n_ids, err);
-    if (st) return st;
+#define TEMPLATE_SLOT "{text}"
+
+slm_status slm_task_template_check(const char *template_text, slm_err *err) {
+    const char *at = template_text ? strstr(template_text, TEMPLATE_SLOT) : NULL;
+    if (!at || strstr(at + strlen(TEMPLATE_SLOT), TEMPLATE_SLOT))
+        return slm_err_set(err, SLM_ERR_ARG, "template '%s' must hold {text} exactly once",
+                           template_text ? template_text : "(null)");
+    return SLM_OK;
+}
+
+slm_status slm_task_data_set_template(slm_task_data *d, const char *template_text, slm_err *err) {
+    if (template_text && slm_task_template_check(template_text, err) != SLM_OK) return SLM_ERR_ARG;
+    char *copy = template_text ? strdup(template_text) : NULL;
+    if (template_text && !copy) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+    free(d->template_text);
+    d->template_text = copy;
+    return SLM_OK;
+}
+
+slm_status slm_task_encode(const slm_tokenizer *tok, const char *template_text, const char *text, size_t len,
+                           int max_len, int32_t *out, int *n, slm_err *err) {
+    const char *slot = template_text ? strstr(template_text, TEMPLATE_SLOT) : NULL;
+    if (template_text && !slot) return slm_task_template_check(template_text, err);
+    int32_t *ids = NULL, *tail = NULL;
+    size_t n_ids = 0, n_tail = 0;
+    char *joined = NULL;
+    slm_status st = SLM_OK;
+    if (slot) { /* the text before the slot and the example together (a space after "User:" merges
+                 * with the first word as it did in pretraining), the text after it alone */
+        size_t pre = (size_t)(slot - template_text);
+        if (!(joined = malloc(pre + len + 1))) return slm_err_set(err, SLM_ERR_NOMEM, "out of memory");
+        memcpy(joined, template_text, pre);
+        memcpy(joined + pre, text, len);
+        text = joined;
+        len += pre;
+        const char *after = slot + strlen(TEMPLATE_SLOT);
+        st = slm_tokenizer_encode(tok, after, strlen(after), 0, &tail, &n_tail, err);
+    }
+    if (!st) st = slm_tokenizer_encode(tok, text, len, 0, &ids, &n_ids, err);
+    free(joined);
     int k = 0;
-    if (slm_tokenizer_bos(tok) >= 0) out[k++] = slm_tokenizer_bos(tok);
-    for (size_t i = 0; i < n_ids && i < (size_t)max_len; i++) out[k++] = ids[i];
-    if (slm_tokenizer_eos(tok) >= 0) out[k++] = slm_tokenizer_eos(tok);
+    if (!st) {
+        int bos = slm_tokenizer_bos(tok), eos = slm_tokenizer_eos(tok);
+        /* room for the body: max_len, plus the EOS slot when a template replaces EOS */
+        long room = slot ? (long)max_len + 1 - (long)n_tail : (long)max_len;
+        if (room < 1)
+            st = slm_err_set(err, SLM_ERR_ARG, "template '%s' leaves no room for text in %d tokens", template_text,
+                             max_len + 2);
+        if (!st && bos >= 0) out[k++] = bos;
+        for (size_t i = 0; !st && i < n_ids && i < (size_t)room; i++) out[k++] = ids[i];
+        for (size_t i = 0; !st && i < n_tail; i++) out[k++] = tail[i];
+        if (!st && !slot && eos >= 0) out[k++] = eos;
+    }
     free(ids);
+    free(tail);
+    if (st) return st;
     *n = k;
     if (k == 0) return slm_err_set(err, SLM_ERR_ARG, "an empty text encodes to no tokens (the vocabulary has no BOS or EOS)");
     return SLM_OK;
 }
 
-static slm_status tokenize_split(slm_task_split *s, const slm_tokenizer *tok, int max_len,
+static slm_status tokenize_split(slm_task_split *s, const slm_tokenizer *tok, const char *tmpl, int max_len,
                                  const char *what, slm_err *err) {
     free(s->start);
     free(s->len);
@@ -302,7 +348,7 @@ static slm_status tokenize_split(slm_task_split *s, const slm_tokenizer *tok, in
     s->max_len = 0;
     for (int i = 0; i < s->n && !st; i++) {
         int k;
-        st = slm_task_encode(tok, s->text[i], strlen(s->text[i]), max_len, buf, &k, err);
+        st = slm_task_encode(tok, tmpl, s->text[i], strlen(s->text[i]), max_len, buf, &k, err);
         if (st) {
             slm_err_prefix(err, "%s example %d", what, i + 1);
             break;
@@ -335,9 +381,10 @@ static uint64_t hash_split(uint64_t h, const slm_task_split *s) {
 slm_status slm_task_data_tokenize(slm_task_data *d, const slm_tokenizer *tok, int max_len,
                                   slm_err *err) {
     if (max_len < 1) return slm_err_set(err, SLM_ERR_ARG, "max_len must be at least 1 (got %d)", max_len);
-    slm_status st = tokenize_split(&d->train, tok, max_len, "train", err);
-    if (!st) st = tokenize_split(&d->val, tok, max_len, "val", err);
-    if (!st && d->test.n) st = tokenize_split(&d->test, tok, max_len, "test", err);
+    const char *tm = d->template_text;
+    slm_status st = tokenize_split(&d->train, tok, tm, max_len, "train", err);
+    if (!st) st = tokenize_split(&d->val, tok, tm, max_len, "val", err);
+    if (!st && d->test.n) st = tokenize_split(&d->test, tok, tm, max_len, "test", err);
     if (st) return st;
     uint64_t h = slm_rng_hash((uint64_t)d->n_labels, (uint64_t)max_len, 0x636c6173u);
     for (int i = 0; i < d->n_labels; i++)
