@@ -467,7 +467,7 @@ static void test_report_round_trip_and_files(void **state) {
     const char *dir = tu_tmp_path("report");
     const char *log = tu_tmp_path("run.jsonl");
     write_text(log, "{\"step\":1,\"loss\":4.0}\n{\"step\":2,\"loss\":3.0,\"val_loss\":3.5}\n\n"
-                    "{\"step\":3,\"loss\":2.5}\n{\"step\":4,\"lo");
+                    "{\"step\":3,\"loss\":2.5}\n{\"step\":4,\"loss\":2.0,\"val_loss\":3.0}\n{\"step\":5,\"lo");
     cJSON *rep = fake_report(0.9125, 0.9, 12.5, 1);
     assert_non_null(rep);
     TU_OK(slm_eval_report_write(rep, dir, log, tu_err()));
@@ -493,6 +493,14 @@ static void test_report_round_trip_and_files(void **state) {
         snprintf(p, sizeof p, "%s/%s", dir, svgs[i]);
         char *s = read_text(p);
         assert_well_formed(s);
+        if (i == 2) { /* both validations (steps 2 and 4) on one line: a move, then a draw */
+            const char *val = strstr(s, "stroke=\"#d62728\"");
+            assert_non_null(val);
+            const char *d = strstr(val, " d=\"M");
+            assert_non_null(d);
+            assert_non_null(strstr(d, " L"));
+            assert_true(strstr(d, " L") < strchr(d + 4, '"'));
+        }
         free(s);
     }
     /* a train log without any loss line is an error naming it */

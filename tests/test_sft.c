@@ -325,18 +325,39 @@ static void test_gradient_ignores_prompt_targets(void **state) {
 
 /* The loss of a step is the mean over all its counted tokens: B = 4 in one micro-batch and
  * B = 2 accumulated twice take the same step (examples of different completion lengths). */
+/* Four prompt/completion pairs of different lengths, both splits, tokenized for bytes_tokenizer. */
+typedef struct {
+    slm_tokenizer *tok;
+    slm_sft_record r[4];
+    slm_sft_data d;
+} four_pairs;
+
+static void four_pairs_init(four_pairs *fp) {
+    fp->tok = bytes_tokenizer();
+    const char *pr[4] = {"a=", "bb=", "c=", "dddd="}, *co[4] = {"x", "yyyyyy", "zz", "wwwwwwwwww"};
+    for (int i = 0; i < 4; i++) fp->r[i] = pc_record(pr[i], co[i]);
+    memset(&fp->d, 0, sizeof fp->d);
+    fp->d.train.rec = fp->d.val.rec = fp->r;
+    fp->d.train.n_rec = fp->d.val.n_rec = 4;
+    slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .max_len = 24};
+    TU_OK(slm_sft_data_tokenize(&fp->d, fp->tok, &f, tu_err()));
+}
+
+static void four_pairs_free(four_pairs *fp) {
+    for (int i = 0; i < fp->d.train.n; i++) slm_sft_example_free(&fp->d.train.ex[i]);
+    for (int i = 0; i < fp->d.val.n; i++) slm_sft_example_free(&fp->d.val.ex[i]);
+    free(fp->d.train.ex);
+    free(fp->d.val.ex);
+    for (int i = 0; i < 4; i++) free(fp->r[i].msgs);
+    slm_tokenizer_free(fp->tok);
+}
+
 static void test_accumulation_equals_one_batch(void **state) {
     (void)state;
-    slm_tokenizer *tok = bytes_tokenizer();
-    const char *pr[4] = {"a=", "bb=", "c=", "dddd="}, *co[4] = {"x", "yyyyyy", "zz", "wwwwwwwwww"};
-    slm_sft_record r[4];
-    for (int i = 0; i < 4; i++) r[i] = pc_record(pr[i], co[i]);
-    slm_sft_data d;
-    memset(&d, 0, sizeof d);
-    d.train.rec = d.val.rec = r;
-    d.train.n_rec = d.val.n_rec = 4;
-    slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .max_len = 24};
-    TU_OK(slm_sft_data_tokenize(&d, tok, &f, tu_err()));
+    four_pairs fp;
+    four_pairs_init(&fp);
+    slm_tokenizer *tok = fp.tok;
+    slm_sft_data d = fp.d;
     float loss[2];
     slm_model *m[2];
     for (int k = 0; k < 2; k++) {
@@ -367,28 +388,17 @@ static void test_accumulation_equals_one_batch(void **state) {
     assert_float_equal(loss[0], loss[1], 1e-5);
     assert_true(tu_max_excess(m[1]->params, m[0]->params, m[0]->n_params, 1e-3) < 1e-5);
     for (int k = 0; k < 2; k++) slm_model_free(m[k]);
-    for (int i = 0; i < d.train.n; i++) slm_sft_example_free(&d.train.ex[i]);
-    for (int i = 0; i < d.val.n; i++) slm_sft_example_free(&d.val.ex[i]);
-    free(d.train.ex);
-    free(d.val.ex);
-    for (int i = 0; i < 4; i++) free(r[i].msgs);
-    slm_tokenizer_free(tok);
+    four_pairs_free(&fp);
 }
 
 /* Dropout (--dropout): training changes, deterministically (a pure function of seed and step);
  * validation runs whole; out of range is refused. */
 static void test_dropout(void **state) {
     (void)state;
-    slm_tokenizer *tok = bytes_tokenizer();
-    const char *pr[4] = {"a=", "bb=", "c=", "dddd="}, *co[4] = {"x", "yyyyyy", "zz", "wwwwwwwwww"};
-    slm_sft_record r[4];
-    for (int i = 0; i < 4; i++) r[i] = pc_record(pr[i], co[i]);
-    slm_sft_data d;
-    memset(&d, 0, sizeof d);
-    d.train.rec = d.val.rec = r;
-    d.train.n_rec = d.val.n_rec = 4;
-    slm_sft_format f = {.family = SLM_CHAT_UNKNOWN, .max_len = 24};
-    TU_OK(slm_sft_data_tokenize(&d, tok, &f, tu_err()));
+    four_pairs fp;
+    four_pairs_init(&fp);
+    slm_tokenizer *tok = fp.tok;
+    slm_sft_data d = fp.d;
     slm_model *m[3];
     double val[3];
     for (int k = 0; k < 3; k++) {
@@ -416,12 +426,7 @@ static void test_dropout(void **state) {
     assert_int_equal(slm_sft_opts_check(&o, &e), SLM_ERR_ARG);
     assert_non_null(strstr(e.msg, "dropout"));
     for (int k = 0; k < 3; k++) slm_model_free(m[k]);
-    for (int i = 0; i < d.train.n; i++) slm_sft_example_free(&d.train.ex[i]);
-    for (int i = 0; i < d.val.n; i++) slm_sft_example_free(&d.val.ex[i]);
-    free(d.train.ex);
-    free(d.val.ex);
-    for (int i = 0; i < 4; i++) free(r[i].msgs);
-    slm_tokenizer_free(tok);
+    four_pairs_free(&fp);
 }
 
 typedef struct {

@@ -646,10 +646,22 @@ typedef struct {
 
 static slm_status plot_loss(FILE *f, const void *ctx, slm_err *err) {
     const loss_log *l = ctx;
-    slm_svg_series s[2] = {{"training loss", l->step, l->loss, l->n}, {"validation loss", l->step, l->val, l->n}};
-    int has_val = 0;
-    for (int i = 0; i < l->n; i++) has_val |= !isnan(l->val[i]);
-    return slm_svg_line_chart(f, "Training loss", "step", "loss (nats/token)", s, has_val ? 2 : 1, err);
+    /* validation runs every few hundred steps: its points are joined to each other, not broken by
+     * the steps in between (a gap in a series lifts the pen) */
+    double *vx = malloc(sizeof(double) * (size_t)(l->n + 1)), *vy = malloc(sizeof(double) * (size_t)(l->n + 1));
+    if (!vx || !vy) {
+        free(vx);
+        free(vy);
+        return slm_err_set(err, SLM_ERR_NOMEM, "out of memory plotting the loss");
+    }
+    int nv = 0;
+    for (int i = 0; i < l->n; i++)
+        if (!isnan(l->val[i])) vx[nv] = l->step[i], vy[nv++] = l->val[i];
+    slm_svg_series s[2] = {{"training loss", l->step, l->loss, l->n}, {"validation loss", vx, vy, nv}};
+    slm_status st = slm_svg_line_chart(f, "Training loss", "step", "loss (nats/token)", s, nv ? 2 : 1, err);
+    free(vx);
+    free(vy);
+    return st;
 }
 
 static slm_status load_loss_log(const char *path, loss_log *l, slm_err *err) {
