@@ -86,12 +86,13 @@ static const char usage[] =
     "  --quiet                no progress line\n"
     "\n"
     "refit:\n"
-    "  --refit                once validation has made the choices (pooling, length: the best\n"
-    "                         validated step, the n-gram pool's weights), train a new body from\n"
-    "                         --init/--preset on training + validation examples with them, for as\n"
-    "                         many epochs, and the n-gram part again: the model written has seen\n"
-    "                         every labelled example. Twice the time; the validation figures\n"
-    "                         reported and stored are the first run's (--log and --checkpoint too)\n";
+    "  --refit                once validation has made the choices (pooling, the n-gram pool's\n"
+    "                         weights, the length: the whole run, or its best validated step when\n"
+    "                         --patience stopped it), train a new body from --init/--preset with\n"
+    "                         them on training + validation examples for as many epochs, and the\n"
+    "                         n-gram part again: the model written has seen every labelled example.\n"
+    "                         Twice the time; the validation figures reported and stored are the\n"
+    "                         first run's (--log and --checkpoint too)\n";
 
 static void on_progress(void *ctx, const slm_finetune_progress *p) {
     const train_progress *ps = ctx;
@@ -183,17 +184,20 @@ static slm_model *make_body(const slm_gguf *base_g, const char *src_path, const 
     return m;
 }
 
-/* --refit: after the first run made its choices on validation (pooling, length = the best
- * validated step, the pool's weights), a new body trains on training + validation examples with
- * them for as many epochs, and the n-gram part is trained again on the same; *t, *m and *ng are
- * replaced (the old ones freed), *data2 holds the merged data they read. */
+/* --refit: after the first run made its choices on validation (pooling, length, the pool's
+ * weights), a new body trains with them on training + validation examples for as many epochs, and
+ * the n-gram part is trained again on the same; *t, *m and *ng are replaced (the old ones freed),
+ * *data2 holds the merged data they read. */
 static void refit(const char *dir, const char *template_text, const slm_gguf *base_g, const char *src_path,
                   const char *preset, const slm_tokenizer *tok, const slm_finetune_opts *o, const slm_ngram_opts *no, slm_pool *pool,
                   int quiet, slm_finetune **t, slm_model **m, slm_ngram **ng, slm_cls_mix mix, slm_task_data *data2) {
     slm_err err;
     slm_finetune_opts o2 = *o;
     o2.pooling = slm_finetune_pooling(*t);
-    int best = slm_finetune_best_step(*t);
+    /* the length: the whole schedule when the first run went through it (its best validated step
+     * is then a noisy pick between late epochs that differ by a few validation examples), the best
+     * validated step when early stopping cut it short */
+    int best = slm_finetune_step(*t) < slm_finetune_steps(*t) ? slm_finetune_best_step(*t) : slm_finetune_steps(*t);
     if (best < 1) best = slm_finetune_steps(*t);
     float val_acc = slm_finetune_val_acc(*t), val_loss = slm_finetune_val_loss(*t);
     if (slm_task_data_load(dir, data2, &err) != SLM_OK || slm_task_data_merge_val(data2, &err) != SLM_OK ||
