@@ -352,6 +352,15 @@ static void four_pairs_free(four_pairs *fp) {
     slm_tokenizer_free(fp->tok);
 }
 
+/* A fresh tiny model for the fixture's vocabulary, and options for `steps` steps of batch 4. */
+static slm_model *four_pairs_model(const four_pairs *fp, slm_sft_opts *o, int steps) {
+    slm_sft_opts_default(o);
+    o->steps = steps;
+    o->max_len = 24;
+    o->batch = 4;
+    return tiny_model(slm_tokenizer_n_vocab(fp->tok), 24, 5);
+}
+
 static void test_accumulation_equals_one_batch(void **state) {
     (void)state;
     four_pairs fp;
@@ -361,11 +370,8 @@ static void test_accumulation_equals_one_batch(void **state) {
     float loss[2];
     slm_model *m[2];
     for (int k = 0; k < 2; k++) {
-        m[k] = tiny_model(slm_tokenizer_n_vocab(tok), 24, 5);
         slm_sft_opts o;
-        slm_sft_opts_default(&o);
-        o.steps = 1;
-        o.max_len = 24;
+        m[k] = four_pairs_model(&fp, &o, 1);
         o.batch = k ? 2 : 4;
         o.accum = k ? 2 : 1;
         o.warmup = 0;
@@ -402,12 +408,8 @@ static void test_dropout(void **state) {
     slm_model *m[3];
     double val[3];
     for (int k = 0; k < 3; k++) {
-        m[k] = tiny_model(slm_tokenizer_n_vocab(tok), 24, 5);
         slm_sft_opts o;
-        slm_sft_opts_default(&o);
-        o.steps = 3;
-        o.max_len = 24;
-        o.batch = 4;
+        m[k] = four_pairs_model(&fp, &o, 3);
         o.dropout = k ? 0.3f : 0.0f;
         slm_sft *t = slm_sft_new(m[k], tok, &d, &o, NULL, tu_err());
         assert_non_null(t);
