@@ -163,6 +163,7 @@ static void test_task_model_round(void **state) {
     assert_int_equal(slm(a), 0);
     assert_non_null(strstr(out, "refit: a new body on"));
     assert_non_null(strstr(out, "2.00 epochs")); /* the whole first run's length, not its best epoch */
+    assert_non_null(strstr(out, "the n-gram part and the refit's ")); /* the summary tells the two runs apart */
     snprintf(a, sizeof a, "info %s", refit);
     assert_int_equal(slm(a), 0);
     assert_non_null(strstr(out, "slm.train.refit"));

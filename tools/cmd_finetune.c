@@ -361,6 +361,7 @@ int cmd_finetune(int argc, char **argv) {
     double t0 = slm_time_now();
     if (slm_finetune_run(t, &err) != SLM_OK) cli_fail(&err, "finetune");
     double train_s = slm_time_now() - t0;
+    int first_steps = slm_finetune_step(t); /* --refit replaces t */
     no.n_threads = slm_pool_size(pool);
     slm_cls_mix mix = {0, 0};
     slm_ngram *ng = use_ngram ? fit_ngram(t, &no, &ps, &mix) : NULL;
@@ -369,11 +370,12 @@ int cmd_finetune(int argc, char **argv) {
     if ((lora ? slm_finetune_save_adapter(t, out, &err) : slm_finetune_save(t, out, &err)) != SLM_OK)
         cli_fail(&err, out);
     if (!quiet) {
-        fprintf(stderr, "wrote %s after %d steps in %.1fs (+ %.1fs %s): pooling %s, validation accuracy "
-                "%.4f, loss %.4f (transformer alone%s)\n", out, slm_finetune_step(t), train_s,
-                slm_time_now() - t0 - train_s, do_refit ? "n-gram part and refit" : "n-gram part",
-                slm_pooling_name(slm_finetune_pooling(t)), slm_finetune_val_acc(t), slm_finetune_val_loss(t),
-                do_refit ? ", before the refit" : "");
+        char refit_steps[64] = "";
+        if (do_refit) snprintf(refit_steps, sizeof refit_steps, " and the refit's %d steps", slm_finetune_step(t));
+        fprintf(stderr, "wrote %s after %d steps in %.1fs (+ %.1fs: the n-gram part%s): pooling %s, validation "
+                "accuracy %.4f, loss %.4f (transformer alone%s)\n", out, first_steps, train_s,
+                slm_time_now() - t0 - train_s, refit_steps, slm_pooling_name(slm_finetune_pooling(t)),
+                slm_finetune_val_acc(t), slm_finetune_val_loss(t), do_refit ? ", before the refit" : "");
         if (data.test.n) {
             slm_finetune_scores r;
             if (slm_finetune_score(t, &data.test, &r, &err) != SLM_OK) cli_fail(&err, "test");
