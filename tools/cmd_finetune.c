@@ -165,8 +165,7 @@ static slm_model *make_body(const slm_gguf *base_g, const char *src_path, const 
     slm_err err;
     slm_model *m;
     if (base_g) {
-        const slm_gguf *src = base_g;
-        slm_model *base = slm_model_load(src, &err);
+        slm_model *base = slm_model_load(base_g, &err);
         if (!base) cli_fail(&err, src_path);
         if (base->cfg.ctx_len < o->max_len + 2)
             cli_die("finetune: %s has a context of %d tokens; --max-len %d needs %d", src_path, base->cfg.ctx_len,

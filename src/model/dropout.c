@@ -32,6 +32,10 @@ slm_status slm_ctx_set_dropout(slm_ctx *c, float p, uint64_t key, slm_err *err) 
     return SLM_OK;
 }
 
+uint64_t slm_dropout_key(uint64_t seed, int64_t step, int micro) {
+    return slm_rng_hash(seed ^ 0x64726f706f7574ULL /* "dropout" */, (uint64_t)step, (uint64_t)micro);
+}
+
 typedef struct {
     float *x;
     int width, site;

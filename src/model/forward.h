@@ -87,6 +87,9 @@ float *slm_ctx_dlogits(slm_ctx *c);
  * batch its own key, and turn dropout off (p = 0, the default) before evaluating. SLM_ERR_ARG for p
  * outside [0, 1) or p > 0 on an inference workspace. */
 slm_status slm_ctx_set_dropout(slm_ctx *c, float p, uint64_t key, slm_err *err);
+/* The dropout key of a training run's micro-batch (step, micro): every trainer derives its masks
+ * from its seed this way, so a resumed run drops what the uninterrupted one dropped. */
+uint64_t slm_dropout_key(uint64_t seed, int64_t step, int micro);
 
 /* Runs the model. Errors (SLM_ERR_RANGE naming the batch index): token out of vocab, pos out of
  * the cache, seq out of slots, more tokens than the workspace holds. SLM_ERR_ARG: an empty batch,

@@ -231,7 +231,8 @@ slm_status slm_finetune_set_teacher(slm_finetune *t, const float *probs, float t
     if (!(temperature > 0 && temperature <= 100) || !(alpha >= 0 && alpha <= 1))
         return slm_err_set(err, SLM_ERR_ARG, "distillation: temperature must be in (0, 100] and alpha in [0, 1] "
                            "(got %g, %g)", temperature, alpha);
-    if (!t->soft && !(t->soft = malloc(sizeof(float) * 2 * (size_t)t->o.batch * (size_t)t->K)))
+    size_t rows = (size_t)t->o.batch * (t->o.rdrop > 0 ? 2 : 1); /* a training micro-batch's rows */
+    if (!t->soft && !(t->soft = malloc(sizeof(float) * rows * (size_t)t->K)))
         return slm_err_set(err, SLM_ERR_NOMEM, "distillation: out of memory");
     t->teacher = probs;
     t->kd_T = temperature;
@@ -410,8 +411,7 @@ static slm_status train_step(slm_finetune *t, double *loss_out, slm_err *err) {
         uint64_t key = t->o.token_dropout > 0 ? slm_rng_hash(t->o.seed ^ 0x746f6b656e64726fULL, (uint64_t)t->step, (uint64_t)micro) | 1 : 0;
         int n = fill_batch(t, &t->d->train, rows, R, key);
         slm_batch b = {.n_tokens = n, .token = t->tokens, .pos = t->pos, .seq = t->seq, .output = t->out};
-        uint64_t drop_key = slm_rng_hash(t->o.seed ^ 0x64726f706f7574ULL, (uint64_t)t->step, (uint64_t)micro);
-        slm_status st = slm_ctx_set_dropout(t->ctx, o->dropout, drop_key, err);
+        slm_status st = slm_ctx_set_dropout(t->ctx, o->dropout, slm_dropout_key(o->seed, t->step, micro), err);
         if (!st) st = slm_model_forward(t->m, t->ctx, t->kv, &b, err);
         if (st) return slm_err_prefix(err, "step %d: forward", t->step + 1);
         memset(t->dhidden, 0, (size_t)n * t->D * sizeof(float));

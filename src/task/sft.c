@@ -454,8 +454,7 @@ slm_status slm_sft_run_for(slm_sft *t, int max_steps, slm_err *err) {
             float scale = counted_step ? (float)((double)c_micro / (double)counted_step) : 0.0f;
             float l;
             int c;
-            uint64_t key = slm_rng_hash(t->o.seed ^ 0x64726f706f7574ULL, (uint64_t)t->step, (uint64_t)micro);
-            slm_status s = slm_ctx_set_dropout(t->ctx, t->o.dropout, key, err);
+            slm_status s = slm_ctx_set_dropout(t->ctx, t->o.dropout, slm_dropout_key(t->o.seed, t->step, micro), err);
             if (!s) s = run_batch(t, ex, B, scale, t->grads, &l, &c, 1, err);
             slm_ctx_set_dropout(t->ctx, 0, 0, NULL); /* validation runs whole */
             if (s != SLM_OK) return slm_err_prefix(err, "step %d", t->step + 1);
